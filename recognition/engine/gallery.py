@@ -1,0 +1,49 @@
+"""An in-memory gallery of labelled embeddings and exact cosine top-k search.
+
+Vectors are unit length, so the inner product is the cosine similarity. A gallery belongs to one
+model: searching it with another model's vectors is refused, never silently compared.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Hashable, Sequence
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Match:
+    label: Hashable
+    similarity: float
+
+
+class Gallery:
+    def __init__(self, model_name: str, dim: int, labels: Sequence[Hashable] = (),
+                 vectors: np.ndarray | None = None) -> None:
+        self.model_name, self.dim = model_name, dim
+        self.labels = list(labels)
+        matrix = np.zeros((0, dim), np.float32) if vectors is None else np.asarray(vectors, np.float32)
+        if matrix.ndim != 2 or matrix.shape[1] != dim or len(matrix) != len(self.labels):
+            raise ValueError(f"Expected {len(self.labels)} vectors of dimension {dim}, got {matrix.shape}.")
+        self.vectors = matrix
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def check_compatible(self, model_name: str, dim: int) -> None:
+        if (model_name, dim) != (self.model_name, self.dim):
+            raise ValueError(
+                f"The gallery holds {self.model_name} ({self.dim}-d) vectors; "
+                f"queries from {model_name} ({dim}-d) cannot be compared with them."
+            )
+
+    def search(self, queries: np.ndarray, k: int = 1) -> list[list[Match]]:
+        """The k most similar entries for every query, most similar first."""
+        queries = np.asarray(queries, np.float32).reshape(-1, self.dim)
+        if len(self) == 0:
+            return [[] for _ in range(len(queries))]
+        k = min(k, len(self))
+        similarities = queries @ self.vectors.T
+        top = np.argsort(-similarities, axis=1, kind="stable")[:, :k]
+        return [[Match(self.labels[j], float(row[j])) for j in order]
+                for row, order in zip(similarities, top)]

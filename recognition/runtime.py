@@ -1,0 +1,65 @@
+"""The engine for this process, built from Django settings on first use and then reused.
+
+TensorFlow is imported only when ``get_recognizer`` is first called, so ``migrate``, the admin
+and the web pages start without it; a Celery worker loads it once per process.
+"""
+from __future__ import annotations
+
+import functools
+import os
+
+from django.conf import settings
+
+from typing import TYPE_CHECKING
+
+from recognition.engine.embedders.registry import ModelSpec, build_embedder, load_model_spec
+from recognition.engine.images import ImageLimits
+
+if TYPE_CHECKING:
+    from recognition.engine.detection import DetectorConfig
+    from recognition.engine.recognizer import Recognizer
+
+
+def engine_settings() -> dict:
+    return settings.FACESITE_ENGINE
+
+
+def active_model_spec(name: str | None = None) -> ModelSpec:
+    return load_model_spec(name or engine_settings()["MODEL"], settings.FACESITE_MODEL_DIR)
+
+
+def image_limits() -> ImageLimits:
+    return ImageLimits(max_bytes=settings.FACESITE_MAX_UPLOAD_BYTES,
+                       max_pixels=settings.FACESITE_MAX_IMAGE_PIXELS)
+
+
+def detector_config() -> "DetectorConfig":
+    from recognition.engine.detection import DetectorConfig
+
+    config = engine_settings()
+    return DetectorConfig(
+        min_face_size=config["MIN_FACE_SIZE"],
+        thresholds=tuple(config["STAGE_THRESHOLDS"]),
+        max_side=config["DETECTION_MAX_SIDE"],
+        min_score=config["MIN_DETECTION_SCORE"],
+        num_threads=config["TF_THREADS"] or None,
+        cache_dir=settings.FACESITE_MODEL_DIR / "mtcnn",
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def get_recognizer(model_name: str | None = None, flip: bool | None = None) -> "Recognizer":
+    """The process-wide recognizer for a model (the configured one by default)."""
+    from recognition.engine.detection import FaceDetector
+    from recognition.engine.recognizer import Recognizer
+
+    config = engine_settings()
+    threads = config["TF_THREADS"] or None
+    if threads:
+        # TensorFlow reads these once; set them before it is first imported.
+        os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(threads))
+        os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+    spec = active_model_spec(model_name)
+    embedder = build_embedder(spec, settings.FACESITE_MODEL_DIR, num_threads=threads)
+    return Recognizer(FaceDetector(detector_config()), embedder,
+                      flip=config["FLIP"] if flip is None else flip, limits=image_limits())
