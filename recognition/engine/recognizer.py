@@ -140,9 +140,12 @@ class Recognizer:
             face = _face(found[primary_face_index(found, rgb.shape)])
             face.embedding = self.embed_faces(rgb, [face])[0]
             return PrimaryEmbedding(face.embedding, face, "second_pass" if second else "detected")
-        size = self.embedder.convention.size
-        crop = center_crop(rgb, size)
-        return PrimaryEmbedding(self.embedder.embed(crop[None], flip=self.flip)[0], None, "fallback")
+        return PrimaryEmbedding(self.embed_center(rgb), None, "fallback")
+
+    def embed_center(self, image: ImageSource) -> np.ndarray:
+        """The blind fallback: the embedding of the centre of the photo, no detection."""
+        crop = center_crop(self.load(image), self.embedder.convention.size)
+        return self.embedder.embed(crop[None], flip=self.flip)[0]
 
 
 def _face(found: DetectedFace) -> Face:

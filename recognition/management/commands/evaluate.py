@@ -77,6 +77,9 @@ class Command(BaseCommand):
                     f"TAR@FAR=1e-3 {100 * res.tar_at_far_1e3:.2f}%, pairs {res.pairs}, "
                     f"second-pass detections {r.second_pass}, fallbacks {r.fallbacks} "
                     f"({r.pairs_with_fallback} pairs)")
+            if r.accuracy_without_second_pass is not None:
+                line += (f", accuracy had the second-pass faces been centre crops "
+                         f"{100 * r.accuracy_without_second_pass:.2f}%")
             if r.accuracy_without_fallback is not None:
                 line += f", accuracy without fallback pairs {100 * r.accuracy_without_fallback:.2f}%"
             self.stdout.write(line)
