@@ -107,7 +107,11 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 300)
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 240)
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_ROUTES = {"recognition.tasks.*": {"queue": "recognition"}}
+# Everything that runs the engine goes to its own queue, served by workers that load the model.
+CELERY_TASK_ROUTES = {
+    "recognition.tasks.*": {"queue": "recognition"},
+    "members.tasks.*": {"queue": "recognition"},
+}
 
 # --- The recognition engine -----------------------------------------------------------------
 # The engine itself knows nothing of Django: recognition.runtime turns this block into an
@@ -125,6 +129,13 @@ FACESITE_ENGINE = {
         env_float("FACESITE_ONET_THRESHOLD", 0.8),
     ),
     "TF_THREADS": env_int("FACESITE_TF_THREADS", 0),
+}
+
+# Gallery matching (members.selectors.GALLERY_DEFAULTS documents every key).
+FACESITE_GALLERY = {
+    "MATCH": env_str("FACESITE_GALLERY_MATCH", "template"),  # or "sample": nearest enrolment face
+    "IDENTIFICATION_THRESHOLD": env_float("FACESITE_IDENTIFICATION_THRESHOLD", None),
+    "INDEX_BACKEND": env_str("FACESITE_INDEX_BACKEND", "auto"),  # auto | numpy | faiss | hnsw
 }
 
 # Shared test photos (LFW and samples); tests and benchmarks that need them skip when absent.

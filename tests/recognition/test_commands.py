@@ -36,6 +36,26 @@ def test_recognize_json_lists_every_face_and_reports_bad_files(tmp_path):
 
 
 @pytest.mark.django_db
+def test_recognize_names_enrolled_members(settings, tmp_path):
+    from members.selectors import clear_gallery_cache
+    from members.services import member_create
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    clear_gallery_cache()
+    train = f"{FR}/knn_examples/train"
+    member_create(display_name="Barack Obama", photos=[require_file(f"{train}/obama/obama.jpg")])
+    member_create(display_name="Joe Biden", photos=[require_file(f"{train}/biden/biden2.jpg")])
+    out = io.StringIO()
+    call_command("recognize", str(require_file(f"{FR}/knn_examples/test/obama_and_biden.jpg")),
+                 "--json", stdout=out)
+    faces = sorted(json.loads(out.getvalue())[0]["faces"], key=lambda f: f["box"][0])
+    assert [f["member"] for f in faces] == ["Joe Biden", "Barack Obama", None]
+    assert all(f["similarity"] is not None for f in faces)
+    assert faces[0]["similarity"] > faces[2]["similarity"]
+    clear_gallery_cache()
+
+
+@pytest.mark.django_db
 def test_recognize_fails_when_no_image_is_readable(tmp_path):
     junk = tmp_path / "x.png"
     junk.write_bytes(b"")

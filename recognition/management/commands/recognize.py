@@ -21,8 +21,9 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true",
                             help="Print a JSON list with one object per image.")
         parser.add_argument("--threshold", type=float, default=None,
-                            help="Similarity needed to name a face (default: the model's "
-                                 "calibrated 1:N threshold).")
+                            help="Similarity needed to name a face (default: "
+                                 "FACESITE_IDENTIFICATION_THRESHOLD, else the model's calibrated "
+                                 "1:N threshold).")
 
     def handle(self, *args, **options) -> None:
         try:
@@ -30,8 +31,13 @@ class Command(BaseCommand):
             recognizer = get_recognizer()
         except EngineError as exc:
             raise CommandError(str(exc)) from exc
-        threshold = options["threshold"] if options["threshold"] is not None else spec.identification_threshold
-        gallery, names = self._gallery(spec.name, spec.dim)
+        from members.selectors import gallery_for_model, identification_threshold, member_names
+
+        threshold = options["threshold"]
+        if threshold is None:
+            threshold = identification_threshold(model_name=spec.name)
+        gallery = gallery_for_model(model_name=spec.name, dim=spec.dim)
+        names = member_names
 
         results = [self._recognize_one(path, recognizer, gallery, names, threshold)
                    for path in options["images"]]
@@ -41,12 +47,6 @@ class Command(BaseCommand):
             self._print_text(results)
         if all(result["error"] for result in results):
             raise CommandError("No image could be read.")
-
-    def _gallery(self, model_name: str, dim: int):
-        from members.selectors import gallery_for_model, member_names
-
-        gallery = gallery_for_model(model_name=model_name, dim=dim)
-        return gallery, member_names
 
     def _recognize_one(self, path: Path, recognizer, gallery, names, threshold: float) -> dict:
         entry = {"image": str(path), "faces": [], "error": None}

@@ -1,0 +1,181 @@
+"""Members, their face photos, the embeddings of those faces and one template per model.
+
+Rows are written only by ``members.services``; the admin, pages, API and tasks all call it.
+Vectors are float32 little-endian bytes and always name their model and dimension: vectors of
+different models live side by side (during a model change) but are never compared.
+"""
+from __future__ import annotations
+
+import uuid
+
+import numpy as np
+from django.db import models
+
+VECTOR_DTYPE = np.dtype("<f4")
+
+
+def face_photo_path(instance: "FaceSample", filename: str) -> str:
+    """A generated name under MEDIA_ROOT: the uploaded name is never used (no path traversal).
+
+    ``filename`` is only ever ``photo.<ext>`` built by the services from the sniffed format.
+    """
+    ext = filename.rsplit(".", 1)[-1].lower() if "." in filename else "jpg"
+    if not ext.isalnum() or len(ext) > 5:
+        ext = "bin"
+    return f"members/faces/{uuid.uuid4().hex[:2]}/{uuid.uuid4().hex}.{ext}"
+
+
+class Member(models.Model):
+    display_name = models.CharField(max_length=200, db_index=True)
+    # An id from another system (a badge number, an HR id); unique when given.
+    external_id = models.CharField(max_length=100, unique=True, null=True, blank=True)
+    notes = models.TextField(blank=True)
+    # Inactive members stay in the database but are left out of the gallery.
+    is_active = models.BooleanField(default=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["display_name", "id"]
+
+    def __str__(self) -> str:
+        return self.display_name
+
+
+class FaceSample(models.Model):
+    """One enrolment photo of a member and the face found in it (the largest one)."""
+
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="faces")
+    photo = models.FileField(upload_to=face_photo_path, max_length=255)
+    # The photo's size upright (after EXIF orientation), the frame the box and landmarks use.
+    image_width = models.PositiveIntegerField()
+    image_height = models.PositiveIntegerField()
+    box_x = models.FloatField()
+    box_y = models.FloatField()
+    box_w = models.FloatField()
+    box_h = models.FloatField()
+    landmarks = models.JSONField(help_text="Five [x, y] points: eyes, nose, mouth corners.")
+    detection_score = models.FloatField()
+    # "detected" (normal pass) or "second_pass" (found only by the harder pass).
+    detection = models.CharField(max_length=20, default="detected")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["member_id", "id"]
+
+    def __str__(self) -> str:
+        return f"face {self.pk} of member {self.member_id}"
+
+    @property
+    def box(self) -> tuple[float, float, float, float]:
+        return (self.box_x, self.box_y, self.box_w, self.box_h)
+
+
+class Embedding(models.Model):
+    face = models.ForeignKey(FaceSample, on_delete=models.CASCADE, related_name="embeddings")
+    model_name = models.CharField(max_length=100)
+    dim = models.PositiveIntegerField()
+    vector = models.BinaryField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["face", "model_name"], name="members_embedding_one_per_model"),
+        ]
+        indexes = [models.Index(fields=["model_name", "dim"], name="members_emb_model_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.model_name} embedding of face {self.face_id}"
+
+    def as_array(self) -> np.ndarray:
+        return vector_from_bytes(self.vector, self.dim)
+
+
+class Template(models.Model):
+    """The mean of a member's normalised embeddings for one model, and how many went into it.
+
+    Updated only with the member row locked (``select_for_update``) inside the transaction that
+    writes the embeddings, so concurrent enrolments of one member cannot lose each other's faces.
+    """
+
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="templates")
+    model_name = models.CharField(max_length=100)
+    dim = models.PositiveIntegerField()
+    vector = models.BinaryField()
+    count = models.PositiveIntegerField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["member", "model_name"], name="members_template_one_per_model"),
+        ]
+        indexes = [models.Index(fields=["model_name", "dim"], name="members_tpl_model_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.model_name} template of member {self.member_id} ({self.count} faces)"
+
+    def as_array(self) -> np.ndarray:
+        return vector_from_bytes(self.vector, self.dim)
+
+
+def upload_path(instance: "PhotoUpload", filename: str) -> str:
+    ext = filename.rsplit(".", 1)[-1].lower() if "." in filename else "bin"
+    if not ext.isalnum() or len(ext) > 5:
+        ext = "bin"
+    return f"members/uploads/{uuid.uuid4().hex}.{ext}"
+
+
+class PhotoUpload(models.Model):
+    """A photo uploaded for a member (the admin) and waiting for, or done with, the engine.
+
+    The task claims a row by moving it from pending to processing with a conditional update,
+    so a redelivered task does nothing twice; the outcome stays visible on the member's page.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        PROCESSING = "processing"
+        DONE = "done"
+        FAILED = "failed"
+
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="uploads")
+    file = models.FileField(upload_to=upload_path, max_length=255, blank=True)
+    original_name = models.CharField(max_length=255, blank=True, help_text="Shown only, never used as a path.")
+    mode = models.CharField(max_length=10, default="average")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING, db_index=True)
+    code = models.CharField(max_length=50, blank=True)
+    message = models.TextField(blank=True)
+    face = models.ForeignKey(FaceSample, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"upload {self.pk} for member {self.member_id} ({self.status})"
+
+
+class GalleryVersion(models.Model):
+    """One row whose token changes in every transaction that changes what the gallery holds.
+
+    Each worker process compares it with the token its cached index was built at; a random
+    token (rather than a counter) cannot come back to an old value after a rollback or restore.
+    """
+
+    token = models.CharField(max_length=32)
+    changed_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.token
+
+
+def vector_to_bytes(vector: np.ndarray) -> bytes:
+    return np.ascontiguousarray(vector, dtype=VECTOR_DTYPE).tobytes()
+
+
+def vector_from_bytes(data: bytes | memoryview, dim: int) -> np.ndarray:
+    vector = np.frombuffer(bytes(data), dtype=VECTOR_DTYPE)
+    if vector.shape != (dim,):
+        raise ValueError(f"A stored vector has {vector.size} values, expected {dim}.")
+    return vector.astype(np.float32)

@@ -1,0 +1,169 @@
+"""Reads: members, names, and the per-process gallery index of the active model.
+
+The index is cached per worker process and rebuilt when the gallery version token in the
+database differs from the one it was built at. The token is read *before* the rows, so an index
+can only be newer than its token, never older: a change committed during a build makes the next
+search rebuild again, and no search after a committed add or delete can miss it.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Iterable
+
+import numpy as np
+from django.conf import settings
+from django.db.models import Count, Q, QuerySet
+
+from recognition.engine.index import GalleryIndex, IndexConfig
+
+from .errors import InvalidInput, MemberNotFound
+from .models import Embedding, FaceSample, GalleryVersion, Member, Template, VECTOR_DTYPE
+
+logger = logging.getLogger(__name__)
+
+MATCH_MODES = ("template", "sample")
+
+# Defaults of the FACESITE_GALLERY settings block; any key may be overridden there.
+GALLERY_DEFAULTS = {
+    # "template": one mean vector per member; "sample": every enrolment face (nearest sample),
+    # which accepts about twice as many strangers at the same threshold.
+    "MATCH": "template",
+    # None: the calibrated 1:N threshold of the model (ModelSpec.identification_threshold).
+    "IDENTIFICATION_THRESHOLD": None,
+    "TOP_K": 3,
+    "INDEX_BACKEND": "auto",  # auto | numpy | faiss | hnsw
+    "FAISS_MIN_SIZE": IndexConfig.faiss_min_size,
+    "HNSW_MIN_SIZE": IndexConfig.hnsw_min_size,
+    "HNSW_M": IndexConfig.hnsw_m,
+    "HNSW_EF_CONSTRUCTION": IndexConfig.hnsw_ef_construction,
+    "HNSW_EF_SEARCH": IndexConfig.hnsw_ef_search,
+}
+
+
+def gallery_settings() -> dict:
+    return {**GALLERY_DEFAULTS, **getattr(settings, "FACESITE_GALLERY", {})}
+
+
+def index_config() -> IndexConfig:
+    config = gallery_settings()
+    return IndexConfig(
+        backend=config["INDEX_BACKEND"],
+        faiss_min_size=int(config["FAISS_MIN_SIZE"]),
+        hnsw_min_size=int(config["HNSW_MIN_SIZE"]),
+        hnsw_m=int(config["HNSW_M"]),
+        hnsw_ef_construction=int(config["HNSW_EF_CONSTRUCTION"]),
+        hnsw_ef_search=int(config["HNSW_EF_SEARCH"]),
+    )
+
+
+def identification_threshold(*, model_name: str | None = None) -> float:
+    """The 1:N cosine threshold: the settings override, else the model's calibrated value."""
+    override = gallery_settings()["IDENTIFICATION_THRESHOLD"]
+    if override is not None:
+        return float(override)
+    from recognition.runtime import active_model_spec
+
+    return float(active_model_spec(model_name).identification_threshold)
+
+
+# --------------------------------------------------------------------------------- members
+
+
+def member_get(*, member_id: int) -> Member:
+    try:
+        return Member.objects.get(pk=member_id)
+    except (Member.DoesNotExist, ValueError, TypeError):
+        raise MemberNotFound(f"No member with id {member_id!r}.", details={"member_id": member_id}) from None
+
+
+def member_list(*, search: str | None = None, active: bool | None = None) -> QuerySet[Member]:
+    members = Member.objects.annotate(face_count=Count("faces", distinct=True))
+    if search:
+        members = members.filter(Q(display_name__icontains=search) | Q(external_id=search))
+    if active is not None:
+        members = members.filter(is_active=active)
+    return members.order_by("display_name", "id")
+
+
+def member_names(ids: Iterable[int]) -> dict[int, str]:
+    """Display names by member id; ids that no longer exist are simply absent."""
+    wanted = {int(i) for i in ids if i is not None}
+    if not wanted:
+        return {}
+    return dict(Member.objects.filter(pk__in=wanted).values_list("id", "display_name"))
+
+
+def member_faces(*, member: Member | int) -> QuerySet[FaceSample]:
+    member_id = member.pk if isinstance(member, Member) else int(member)
+    return FaceSample.objects.filter(member_id=member_id).order_by("id")
+
+
+# --------------------------------------------------------------------------------- gallery
+
+_cache: dict[tuple[str, int, str], tuple[str, GalleryIndex]] = {}
+_cache_lock = threading.Lock()
+
+
+def gallery_version() -> str:
+    """The current gallery token ("" before the first change)."""
+    return GalleryVersion.objects.filter(pk=1).values_list("token", flat=True).first() or ""
+
+
+def clear_gallery_cache() -> None:
+    """Forget every cached index of this process (tests; a process that restores a database)."""
+    with _cache_lock:
+        _cache.clear()
+
+
+def gallery_for_model(*, model_name: str, dim: int, match: str | None = None) -> GalleryIndex:
+    """The process-cached index of active members' vectors for one model; labels are member ids.
+
+    ``match`` is "template" (one mean vector per member, the default) or "sample" (every
+    enrolment face; results still name each member once, with its best face).
+    """
+    match = match or gallery_settings()["MATCH"]
+    if match not in MATCH_MODES:
+        raise InvalidInput(f"match must be one of {MATCH_MODES}, got {match!r}.")
+    key = (model_name, int(dim), match)
+    token = gallery_version()
+    cached = _cache.get(key)
+    if cached is not None and cached[0] == token:
+        return cached[1]
+    with _cache_lock:
+        cached = _cache.get(key)
+        if cached is not None and cached[0] == token:
+            return cached[1]
+        started = time.perf_counter()
+        labels, vectors = _gallery_rows(model_name, int(dim), match)
+        index = GalleryIndex(model_name, int(dim), labels, vectors, config=index_config())
+        _cache[key] = (token, index)
+        logger.info("Gallery index for %s (%s) rebuilt: %d vectors, %s backend, %.3f s",
+                    model_name, match, len(index), index.backend, time.perf_counter() - started)
+        return index
+
+
+def _gallery_rows(model_name: str, dim: int, match: str) -> tuple[list[int], np.ndarray]:
+    if match == "template":
+        rows = (Template.objects
+                .filter(model_name=model_name, dim=dim, count__gt=0, member__is_active=True)
+                .order_by("member_id")
+                .values_list("member_id", "vector"))
+    else:
+        rows = (Embedding.objects
+                .filter(model_name=model_name, dim=dim, face__member__is_active=True)
+                .order_by("face__member_id", "id")
+                .values_list("face__member_id", "vector"))
+    labels: list[int] = []
+    chunks: list[bytes] = []
+    for member_id, vector in rows.iterator(chunk_size=5000):
+        data = bytes(vector)
+        if len(data) != dim * VECTOR_DTYPE.itemsize:
+            logger.warning("Skipping a %s vector of member %s with %d bytes (expected %d-d).",
+                           model_name, member_id, len(data), dim)
+            continue
+        labels.append(member_id)
+        chunks.append(data)
+    vectors = np.frombuffer(b"".join(chunks), dtype=VECTOR_DTYPE).reshape(len(labels), dim)
+    return labels, vectors.astype(np.float32)

@@ -1,0 +1,38 @@
+"""Celery tasks: another front door to the member services. They take ids and paths (JSON),
+never images or model instances, and are queued with ``transaction.on_commit``."""
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+
+from . import services
+from .errors import MemberNotFound
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="members.enroll_folder")
+def enroll_folder_task(path: str, on_existing: str = "skip") -> dict:
+    """``manage.py enroll_folder`` for big folders: one member per sub-folder of ``path``
+    (a folder the worker can read). Re-running it skips members already enrolled."""
+    summary = services.folder_enroll(root=path, on_existing=on_existing)
+    return summary.as_dict()
+
+
+@shared_task(name="members.process_uploads")
+def process_uploads_task(upload_ids: list[int]) -> dict:
+    """Photos uploaded in the admin: detect, embed and add them to their member."""
+    return services.uploads_process(upload_ids=upload_ids)
+
+
+@shared_task(name="members.recompute_embeddings")
+def recompute_embeddings_task(member_id: int, model_name: str | None = None) -> dict:
+    """Re-embed a member's stored faces with a model (after a model change)."""
+    try:
+        result = services.member_recompute_embeddings(member=member_id, model_name=model_name)
+    except MemberNotFound:
+        logger.info("Member %s no longer exists; nothing to recompute.", member_id)
+        return {"member_id": member_id, "skipped": "member_not_found"}
+    return {"member_id": result.member_id, "model_name": result.model_name, "embedded": result.embedded,
+            "failed": result.failed, "template_count": result.template_count}
