@@ -53,7 +53,8 @@ class FaceDetector:
                             self.config.min_score)
 
     def detect_thorough(self, image: np.ndarray) -> tuple[list[DetectedFace], bool]:
-        """The normal pass, then, if it found nothing, the second pass. Returns (faces, second)."""
+        """The normal pass, then, if it found nothing, the second pass (upright, then turned a
+        quarter, three quarters and half a turn). Returns (faces, found_by_second_pass)."""
         faces = self.detect(image)
         if faces:
             return faces, False
@@ -64,7 +65,17 @@ class FaceDetector:
         target = max(SECOND_PASS_TARGET_SIDE, min(long_side, self.config.max_side))
         faces = self._detect(image, self._second_pass, target, 12, SECOND_PASS_MIN_SCORE,
                              allow_upscale=True)
-        return faces, True
+        if faces:
+            return faces, True
+        # A photo stored sideways or upside down without an EXIF tag: MTCNN only finds
+        # upright faces, so look at the three other orientations and map the faces back.
+        for quarter_turns in (1, 3, 2):
+            turned = np.ascontiguousarray(np.rot90(image, quarter_turns))
+            faces = self._detect(turned, self._second_pass, target, 12, SECOND_PASS_MIN_SCORE,
+                                 allow_upscale=True)
+            if faces:
+                return [_unrotate(face, quarter_turns, image.shape) for face in faces], True
+        return [], True
 
     def _detect(self, image: np.ndarray, mtcnn: MTCNNDetector, max_side: int, min_size: int,
                 min_score: float, allow_upscale: bool = False) -> list[DetectedFace]:
@@ -92,6 +103,29 @@ def _rescale(face: DetectedFace, factor: float) -> DetectedFace:
     x, y, w, h = face.box
     return replace(face, box=(x * factor, y * factor, w * factor, h * factor),
                    landmarks=(face.landmarks * factor).astype(np.float32))
+
+
+def _unrotate_points(points: np.ndarray, quarter_turns: int, shape: tuple[int, ...]) -> np.ndarray:
+    """Map (x, y) points found in ``np.rot90(image, quarter_turns)`` back onto ``image``."""
+    h, w = shape[:2]
+    x, y = points[:, 0], points[:, 1]
+    if quarter_turns == 1:  # turned counter-clockwise
+        mapped = (w - 1 - y, x)
+    elif quarter_turns == 3:  # turned clockwise
+        mapped = (y, h - 1 - x)
+    else:  # upside down
+        mapped = (w - 1 - x, h - 1 - y)
+    return np.stack(mapped, axis=1).astype(np.float32)
+
+
+def _unrotate(face: DetectedFace, quarter_turns: int, shape: tuple[int, ...]) -> DetectedFace:
+    x, y, bw, bh = face.box
+    corners = _unrotate_points(np.array([[x, y], [x + bw, y + bh]], np.float32), quarter_turns, shape)
+    (x0, y0), (x1, y1) = corners.min(axis=0), corners.max(axis=0)
+    # The landmarks keep their identities (left eye stays the left eye): alignment then turns
+    # the face upright.
+    return replace(face, box=(float(x0), float(y0), float(x1 - x0), float(y1 - y0)),
+                   landmarks=_unrotate_points(face.landmarks, quarter_turns, shape))
 
 
 def primary_face_index(faces: list[DetectedFace], image_shape: tuple[int, ...]) -> int:

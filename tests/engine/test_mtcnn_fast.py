@@ -93,6 +93,9 @@ def cache_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def detector(cache_dir) -> MTCNNDetector:
+    # Start from an empty in-memory cache, so this detector converts and writes its files even
+    # when an earlier test in the session already converted the networks.
+    mtcnn_fast._FLATBUFFERS.clear()
     return MTCNNDetector(cache_dir=cache_dir)
 
 
