@@ -56,10 +56,23 @@ def get_recognizer(model_name: str | None = None, flip: bool | None = None) -> "
     config = engine_settings()
     threads = config["TF_THREADS"] or None
     if threads:
-        # TensorFlow reads these once; set them before it is first imported.
-        os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(threads))
-        os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+        _limit_tensorflow_threads(threads)
     spec = active_model_spec(model_name)
     embedder = build_embedder(spec, settings.FACESITE_MODEL_DIR, num_threads=threads)
     return Recognizer(FaceDetector(detector_config()), embedder,
                       flip=config["FLIP"] if flip is None else flip, limits=image_limits())
+
+
+def _limit_tensorflow_threads(threads: int) -> None:
+    """Cap TensorFlow's own thread pools for this worker process (TFLite interpreters get
+    ``num_threads`` directly). Several workers on one machine then share its cores instead of
+    each assuming all of them."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        # TensorFlow already ran an op in this process; its pools are fixed by now.
+        pass
