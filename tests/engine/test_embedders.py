@@ -96,12 +96,31 @@ def test_missing_model_file_is_a_clear_error(tmp_path, default_spec):
 # --- real backends ------------------------------------------------------------------------
 
 def test_default_tflite_model(default_embedder):
-    assert (default_embedder.name, default_embedder.dim, default_embedder.fixed_batch) == ("mobilefacenet", 192, 2)
+    assert (default_embedder.name, default_embedder.dim) == ("mobilefacenet", 192)
     faces = _faces(3, seed=3)
     together = default_embedder.embed(faces)
     alone = np.stack([default_embedder.embed(face[None])[0] for face in faces])
     np.testing.assert_allclose(together, alone, atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-5)
+
+
+def test_fixed_batch_file_is_freed_without_changing_its_vectors(default_embedder, default_spec):
+    """The file is compiled for batches of 2; after the in-memory rewrite one face costs one
+    face, and the vectors are exactly the original interpreter's."""
+    from recognition.engine.embedders.tflite import make_interpreter
+    from tests.conftest import model_dir
+
+    assert default_embedder.fixed_batch is None
+    original = make_interpreter(model_dir() / default_spec.filename)
+    original.allocate_tensors()
+    assert list(original.get_input_details()[0]["shape"]) == [2, 112, 112, 3]
+    faces = _faces(2, seed=4)
+    original.set_tensor(original.get_input_details()[0]["index"], default_spec.convention.preprocess(faces))
+    original.invoke()
+    expected = original.get_tensor(original.get_output_details()[0]["index"])
+    expected = expected / np.linalg.norm(expected, axis=1, keepdims=True)
+    np.testing.assert_allclose(default_embedder.embed(faces[:1])[0], expected[0], atol=1e-5)
+    np.testing.assert_allclose(default_embedder.embed(faces), expected, atol=1e-5)
 
 
 def _tiny_keras_model():
