@@ -204,6 +204,11 @@ def _tflite_models(cache_dir: Path | None) -> dict[str, bytes]:
                     tmp = paths[net].with_name(f"{paths[net].name}.{os.getpid()}.tmp")
                     tmp.write_bytes(models[net])
                     os.replace(tmp, paths[net])
+                # Files of other weights or TF versions are dead: an upgrade should not leave
+                # its predecessors behind in the model folder.
+                for stale in Path(cache_dir).glob("mtcnn-*-*.tflite"):
+                    if not stale.name.endswith(f"-{key}.tflite"):
+                        stale.unlink(missing_ok=True)
         _FLATBUFFERS[key] = models
         return models
 

@@ -156,6 +156,15 @@ def test_blank_tiny_and_odd_images_give_no_faces(detector):
 def test_converted_models_are_cached_on_disk(photos, detector, cache_dir, monkeypatch):
     files = sorted(cache_dir.glob("mtcnn-*.tflite"))
     assert [f.name.split("-")[1] for f in files] == ["onet", "pnet", "rnet"]
+    # Files of an older conversion are removed when a new one is written.
+    stale = cache_dir / "mtcnn-pnet-0000000000000000.tflite"
+    stale.write_bytes(b"old")
+    mtcnn_fast._FLATBUFFERS.clear()
+    for path in files:
+        path.unlink()
+    MTCNNDetector(cache_dir=cache_dir)
+    assert not stale.exists()
+    assert sorted(p.name for p in cache_dir.glob("mtcnn-*.tflite")) == [f.name for f in files]
     # A new process (no flatbuffers in memory) loads the files instead of converting again.
     monkeypatch.setattr(mtcnn_fast, "_FLATBUFFERS", {})
     monkeypatch.setattr(mtcnn_fast, "_build_functions", lambda *a: pytest.fail("converted again"))
