@@ -53,7 +53,7 @@ def center_crop(image: np.ndarray, size: int = ALIGNED_SIZE, fraction: float = 0
     LFW-style photos are centred on the face, which covers about 70% of the shorter side at most.
     """
     h, w = image.shape[:2]
-    side = int(min(h, w) * fraction)
+    side = max(1, int(min(h, w) * fraction))  # a photo of a few pixels still gives a crop
     top, left = (h - side) // 2, (w - side) // 2
     crop = image[top : top + side, left : left + side]
     return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)

@@ -50,3 +50,8 @@ def test_center_crop_shape():
     crop = center_crop(image)
     assert crop.shape == (112, 112, 3)
     assert crop[56, 56].min() == 255
+
+
+def test_center_crop_of_a_tiny_photo():
+    for shape in ((1, 1, 3), (2, 5, 3)):
+        assert center_crop(np.full(shape, 9, np.uint8)).shape == (112, 112, 3)

@@ -93,6 +93,12 @@ def test_primary_embedding_falls_back_to_centre_crop_and_says_so(recognizer):
     assert primary.embedding.shape == (192,)
 
 
+def test_one_pixel_photo_falls_back_without_crashing(recognizer):
+    primary = recognizer.embed_primary(np.zeros((1, 1, 3), np.uint8))
+    assert primary.how == "fallback" and primary.embedding.shape == (192,)
+    assert recognizer.detect(np.zeros((1, 1, 3), np.uint8)) == []
+
+
 def test_bad_bytes_raise_a_clear_error(recognizer):
     with pytest.raises(ImageError):
         recognizer.get_embd(b"GIF89a but truncated")
