@@ -36,3 +36,11 @@ def recompute_embeddings_task(member_id: int, model_name: str | None = None) -> 
         return {"member_id": member_id, "skipped": "member_not_found"}
     return {"member_id": result.member_id, "model_name": result.model_name, "embedded": result.embedded,
             "failed": result.failed, "template_count": result.template_count}
+
+
+@shared_task(name="members.bulk_enroll")
+def bulk_enroll_task(bulk_id: str) -> dict | None:
+    """A zip uploaded through the API: enrol its person folders, record the outcome."""
+    from .bulk import bulk_run
+
+    return bulk_run(bulk_id=bulk_id)

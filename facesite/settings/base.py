@@ -23,6 +23,9 @@ INSTALLED_APPS = [
     "rest_framework",
     "recognition",
     "members",
+    # --- REST API (accounts: hashed API tokens; drf_spectacular: the OpenAPI schema)
+    "accounts",
+    "drf_spectacular",
 ]
 
 MIDDLEWARE = [
@@ -111,7 +114,28 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "recognition.tasks.*": {"queue": "recognition"},
     "members.tasks.*": {"queue": "recognition"},
+    # --- recognition jobs (worker engineer): the members tasks are named "members.<name>",
+    # so the pattern above misses them; enrolment uploads must reach the engine workers too.
+    "members.*": {"queue": "recognition"},
+    # --- end recognition jobs
 }
+# --- recognition jobs (worker engineer) ----------------------------------------------------
+# A worker killed mid-task leaves its message unacknowledged in Redis; a running worker puts it
+# back on the queue once it is older than the visibility timeout (which must exceed the task time
+# limit), checking every interval x throttle seconds.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 2 * CELERY_TASK_TIME_LIMIT),
+    "unacked_restore_interval": env_int("CELERY_UNACKED_RESTORE_INTERVAL", 10),
+    "unacked_restore_throttle": env_int("CELERY_UNACKED_RESTORE_THROTTLE", 3),
+}
+# A job whose claim is older than this is taken to be orphaned (longer than the hard time limit,
+# so its worker is surely gone) and may be claimed again, at most FACESITE_JOB_MAX_ATTEMPTS times.
+FACESITE_JOB_MAX_ATTEMPTS = env_int("FACESITE_JOB_MAX_ATTEMPTS", 3)
+FACESITE_JOB_STALE_AFTER = env_int("FACESITE_JOB_STALE_AFTER", CELERY_TASK_TIME_LIMIT + 30)
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+# --- end recognition jobs
 
 # --- The recognition engine -----------------------------------------------------------------
 # The engine itself knows nothing of Django: recognition.runtime turns this block into an
@@ -148,3 +172,55 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("FACESITE_LOG_LEVEL", "INFO")},
 }
+
+# --- REST API -------------------------------------------------------------------------------
+# /api/v1/: token auth (accounts.ApiToken, hashed) or the session of the pages; every error is
+# {"error": {"code", "message"}} (facesite.api_errors). Rates are per token, from the environment.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.authentication.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "accounts.authentication.TokenRateThrottle",
+        "accounts.authentication.EngineRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "api": env_str("FACESITE_API_RATE", "600/min"),  # every call
+        "engine": env_str("FACESITE_API_ENGINE_RATE", "120/min"),  # calls that run the engine
+    },
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.JSONParser",
+        "rest_framework.parsers.MultiPartParser",
+        "rest_framework.parsers.FormParser",
+    ],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": env_int("FACESITE_API_PAGE_SIZE", 50),
+    "EXCEPTION_HANDLER": "facesite.api_errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+# A whole request (several photos, or a JSON body with base64) is refused from its
+# Content-Length before it is read; each photo still has FACESITE_MAX_UPLOAD_BYTES.
+FACESITE_API_MAX_REQUEST_BYTES = env_int("FACESITE_API_MAX_REQUEST_BYTES", 3 * FACESITE_MAX_UPLOAD_BYTES)
+# POST /api/v1/members/bulk: the zip, its entries and their unpacked size.
+FACESITE_API_MAX_ZIP_BYTES = env_int("FACESITE_API_MAX_ZIP_BYTES", 200 * 1024 * 1024)
+FACESITE_API_MAX_ZIP_ENTRIES = env_int("FACESITE_API_MAX_ZIP_ENTRIES", 5000)
+FACESITE_API_MAX_ZIP_UNPACKED_BYTES = env_int("FACESITE_API_MAX_ZIP_UNPACKED_BYTES", 1024 * 1024 * 1024)
+SPECTACULAR_SETTINGS = {
+    "TITLE": "facesite API",
+    "DESCRIPTION": "Face detection, recognition and member enrolment. Authenticate with "
+                   "`Authorization: Token <token>` (manage.py create_api_token USERNAME).",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+}
+# The rate-limit counts live in the cache. Without FACESITE_CACHE_URL (redis://host:6379/1)
+# each process counts on its own (Django's local-memory cache): set it when serving with several.
+if env_str("FACESITE_CACHE_URL", ""):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                          "LOCATION": env_str("FACESITE_CACHE_URL")}}
+# --- end REST API ---------------------------------------------------------------------------

@@ -1,0 +1,148 @@
+"""Every API error as ``{"error": {"code": "...", "message": "...", "details": {...}?}}``.
+
+The codes are stable (clients branch on them); the message is a sentence for a person. The
+engine's and the member services' errors carry their own codes, mapped to statuses here; DRF's
+own errors get codes of the same style. Anything unexpected is logged and answered with a
+generic 500 in the same shape (never a traceback).
+"""
+from __future__ import annotations
+
+import logging
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from members.errors import EnrolmentFailed, MemberError
+from recognition.engine.errors import EngineError
+
+logger = logging.getLogger(__name__)
+
+# Stable code -> HTTP status, for the engine's and the services' errors.
+STATUS_BY_CODE = {
+    "invalid_image": status.HTTP_400_BAD_REQUEST,
+    "image_too_large": status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    "unsupported_image_type": status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+    "no_face": status.HTTP_422_UNPROCESSABLE_ENTITY,
+    "several_faces": status.HTTP_422_UNPROCESSABLE_ENTITY,
+    "no_template": status.HTTP_422_UNPROCESSABLE_ENTITY,
+    "member_not_found": status.HTTP_404_NOT_FOUND,
+    "job_not_found": status.HTTP_404_NOT_FOUND,
+    "face_not_found": status.HTTP_404_NOT_FOUND,
+    "duplicate_external_id": status.HTTP_409_CONFLICT,
+    "invalid_input": status.HTTP_400_BAD_REQUEST,
+    "enrolment_failed": status.HTTP_422_UNPROCESSABLE_ENTITY,
+    "invalid_zip": status.HTTP_400_BAD_REQUEST,
+    "zip_too_large": status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    "model_error": status.HTTP_503_SERVICE_UNAVAILABLE,
+}
+
+# DRF's exceptions -> our codes (DRF's default codes are fine words, but not all stable).
+DRF_CODES = {
+    exceptions.NotAuthenticated: "not_authenticated",
+    exceptions.AuthenticationFailed: "authentication_failed",
+    exceptions.PermissionDenied: "permission_denied",
+    exceptions.NotFound: "not_found",
+    exceptions.MethodNotAllowed: "method_not_allowed",
+    exceptions.NotAcceptable: "not_acceptable",
+    exceptions.UnsupportedMediaType: "unsupported_media_type",
+    exceptions.Throttled: "rate_limited",
+    exceptions.ParseError: "malformed_request",
+    exceptions.ValidationError: "invalid_request",
+}
+
+
+class ApiError(exceptions.APIException):
+    """An error the API raises itself, with a stable code and a status."""
+
+    def __init__(self, code: str, message: str, *, status_code: int | None = None,
+                 details: dict | None = None) -> None:
+        super().__init__(message, code)
+        self.status_code = status_code or STATUS_BY_CODE.get(code, status.HTTP_400_BAD_REQUEST)
+        self.error_code, self.message, self.details = code, message, details or {}
+
+
+class RequestTooLarge(ApiError):
+    def __init__(self, message: str) -> None:
+        super().__init__("request_too_large", message, status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+
+
+def error_body(code: str, message: str, details: dict | None = None) -> dict:
+    error = {"code": code, "message": message}
+    if details:
+        error["details"] = details
+    return {"error": error}
+
+
+def _enrolment_status(exc: EnrolmentFailed) -> tuple[str, int]:
+    """No photo usable: one status for the request. If every photo failed for the same image
+    reason (all too large, all of an unsupported type) say that; otherwise the exception's code."""
+    codes = {o.code for o in exc.outcomes if o.code}
+    if exc.code == "invalid_image" and len(codes) == 1:
+        code = codes.pop()
+        return code, STATUS_BY_CODE.get(code, status.HTTP_400_BAD_REQUEST)
+    return exc.code, STATUS_BY_CODE.get(exc.code, status.HTTP_422_UNPROCESSABLE_ENTITY)
+
+
+def _drf_message(detail) -> str:
+    if isinstance(detail, (list, tuple)) and detail:
+        return _drf_message(detail[0])
+    if isinstance(detail, dict) and detail:
+        key, value = next(iter(detail.items()))
+        text = _drf_message(value)
+        return text if key in ("non_field_errors", "detail") else f"{key}: {text}"
+    return str(detail)
+
+
+def exception_handler(exc, context):
+    headers = {}
+    if isinstance(exc, ApiError):
+        code, message, details, status_code = exc.error_code, exc.message, exc.details, exc.status_code
+    elif isinstance(exc, EnrolmentFailed):
+        code, status_code = _enrolment_status(exc)
+        message, details = exc.message, exc.details
+    elif isinstance(exc, MemberError):
+        code, message, details = exc.code, exc.message, exc.details
+        status_code = STATUS_BY_CODE.get(code, status.HTTP_400_BAD_REQUEST)
+    elif isinstance(exc, EngineError):
+        code, message, details = exc.code, str(exc), {}
+        status_code = STATUS_BY_CODE.get(code, status.HTTP_400_BAD_REQUEST)
+    elif isinstance(getattr(exc, "code", None), str) and exc.code in STATUS_BY_CODE:
+        # recognition.services.UploadRejected and the like: a stable code and a message.
+        code, message, details = exc.code, getattr(exc, "message", str(exc)), {}
+        status_code = STATUS_BY_CODE[code]
+    elif isinstance(exc, (RequestDataTooBig,)):
+        code, message, details = "request_too_large", "The request is over the size limit.", {}
+        status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    elif isinstance(exc, TooManyFieldsSent):
+        code, message, details, status_code = "malformed_request", "Too many fields.", {}, 400
+    elif isinstance(exc, (Http404, DjangoPermissionDenied, exceptions.APIException)):
+        response = drf_exception_handler(exc, context)  # converts Http404 etc., sets auth headers
+        if response is None:
+            return None
+        drf_exc = exc
+        if isinstance(exc, Http404):
+            drf_exc = exceptions.NotFound()
+        elif isinstance(exc, DjangoPermissionDenied):
+            drf_exc = exceptions.PermissionDenied()
+        code = next((c for cls, c in DRF_CODES.items() if isinstance(drf_exc, cls)), None)
+        code = code or (drf_exc.default_code if isinstance(drf_exc, exceptions.APIException) else "error")
+        details = {}
+        if isinstance(drf_exc, exceptions.ValidationError):
+            details = {"fields": drf_exc.detail} if isinstance(drf_exc.detail, dict) else {"errors": drf_exc.detail}
+            message = "The request is not valid: " + _drf_message(drf_exc.detail)
+        elif isinstance(drf_exc, exceptions.Throttled):
+            message = f"Too many requests; try again in {int(drf_exc.wait or 1)} second(s)."
+            details = {"retry_after": int(drf_exc.wait or 1)}
+        else:
+            message = _drf_message(getattr(drf_exc, "detail", str(drf_exc)))
+        response.data = error_body(code, message, details)
+        return response
+    else:
+        logger.exception("Unhandled error in %s", context.get("view").__class__.__name__)
+        return Response(error_body("internal_error", "Something went wrong on our side; it has been logged."),
+                        status=status.HTTP_500_INTERNAL_SERVER_ERROR)
+    return Response(error_body(code, message, details), status=status_code, headers=headers)

@@ -1,0 +1,113 @@
+"""API serializers of the member endpoints (validation and answers only; the services act)."""
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from members.services import MODES, ON_EXISTING
+from recognition.serializers import ImageUploadField
+
+
+class MemberIn(serializers.Serializer):
+    display_name = serializers.CharField(max_length=200)
+    external_id = serializers.CharField(max_length=100, required=False, allow_null=True, allow_blank=True)
+    notes = serializers.CharField(required=False, allow_blank=True, max_length=10000)
+    is_active = serializers.BooleanField(required=False, default=True)
+
+
+class MemberCreateIn(MemberIn):
+    photos = serializers.ListField(child=ImageUploadField(), required=False, max_length=50,
+                                   help_text="Enrolment photos, one face each (the largest is used).")
+
+
+class MemberUpdateIn(MemberIn):
+    """PUT: every detail; PATCH (partial=True): any of them."""
+
+
+class FacesIn(serializers.Serializer):
+    mode = serializers.ChoiceField(choices=MODES, default="average",
+                                   help_text="average: add to the member's faces (add_embds); "
+                                             "replace: replace all of them (update_customs).")
+    photos = serializers.ListField(child=ImageUploadField(), min_length=1, max_length=50)
+
+
+@extend_schema_field(OpenApiTypes.BINARY)
+class ZipField(serializers.FileField):
+    pass
+
+
+class BulkIn(serializers.Serializer):
+    archive = ZipField(help_text="A zip with one folder per person (the folder name is the display "
+                                 "name and the external id).")
+    on_existing = serializers.ChoiceField(choices=ON_EXISTING, default="skip")
+
+
+class MemberListQuery(serializers.Serializer):
+    search = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    active = serializers.BooleanField(required=False, allow_null=True, default=None)
+
+
+# ------------------------------------------------------------------------------- outputs
+
+
+class MemberOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    display_name = serializers.CharField()
+    external_id = serializers.CharField(allow_null=True)
+    notes = serializers.CharField(allow_blank=True)
+    is_active = serializers.BooleanField()
+    face_count = serializers.IntegerField()
+    url = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+class MemberPageOut(serializers.Serializer):
+    count = serializers.IntegerField()
+    next = serializers.CharField(allow_null=True)
+    previous = serializers.CharField(allow_null=True)
+    results = MemberOut(many=True)
+
+
+class PhotoOutcomeOut(serializers.Serializer):
+    index = serializers.IntegerField()
+    name = serializers.CharField()
+    ok = serializers.BooleanField()
+    code = serializers.CharField(allow_null=True)
+    message = serializers.CharField(allow_null=True)
+    face_id = serializers.IntegerField(allow_null=True)
+    faces_found = serializers.IntegerField()
+    detection = serializers.CharField(allow_null=True)
+
+
+class EnrolmentOut(serializers.Serializer):
+    model_name = serializers.CharField(allow_blank=True)
+    template_count = serializers.IntegerField()
+    photos = PhotoOutcomeOut(many=True)
+
+
+class MemberEnrolledOut(serializers.Serializer):
+    member = MemberOut()
+    enrolment = EnrolmentOut()
+
+
+class FaceSampleOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    photo_url = serializers.CharField()
+    image_width = serializers.IntegerField()
+    image_height = serializers.IntegerField()
+    box = serializers.ListField(child=serializers.FloatField())
+    landmarks = serializers.JSONField()
+    detection_score = serializers.FloatField()
+    detection = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class BulkOut(serializers.Serializer):
+    id = serializers.CharField()
+    url = serializers.CharField()
+    status = serializers.ChoiceField(choices=["queued", "done", "failed"])
+    people = serializers.IntegerField(help_text="Person folders found in the zip.")
+    files = serializers.IntegerField(help_text="Files found in those folders.")
+    summary = serializers.JSONField(allow_null=True, help_text="members.services.FolderSummary when done.")
