@@ -8,6 +8,8 @@ from django.db import transaction
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
+from recognition.files import private_file_response
+
 from . import selectors, services
 from .errors import MemberError
 from .forms import EnrolForm
@@ -55,13 +57,7 @@ def face_photo(request: HttpRequest, face_id: int) -> FileResponse:
     face = FaceSample.objects.filter(pk=face_id).first()
     if face is None:
         raise Http404("No such face.")
-    try:
-        handle = face.photo.storage.open(face.photo.name, "rb")
-    except OSError:
-        raise Http404("The photo is no longer stored.") from None
-    response = FileResponse(handle)
-    response["Cache-Control"] = "private, max-age=3600"
-    return response
+    return private_file_response(face.photo)
 
 
 @login_required

@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
 from recognition import selectors, services
+from recognition.files import private_file_response
 from recognition.engine.model_fetch import is_installed
 from recognition.runtime import active_model_spec
 
@@ -88,14 +89,7 @@ def job_status(request: HttpRequest, job_id: int) -> JsonResponse:
 @login_required
 def job_photo(request: HttpRequest, job_id: int) -> FileResponse:
     """The uploaded photo, to its owner only (media files are not served publicly)."""
-    job = _job_or_404(request, job_id)
-    try:
-        handle = job.photo.storage.open(job.photo.name, "rb")
-    except OSError:
-        raise Http404("The photo is no longer stored.") from None
-    response = FileResponse(handle)
-    response["Cache-Control"] = "private, max-age=3600"
-    return response
+    return private_file_response(_job_or_404(request, job_id).photo)
 
 
 @login_required

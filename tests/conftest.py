@@ -26,6 +26,16 @@ def model_dir() -> Path:
     return Path(os.environ.get("FACESITE_MODEL_DIR", ROOT / "var" / "models"))
 
 
+@pytest.fixture
+def media_root(settings, tmp_path) -> Path:
+    """A media folder of the test's own: uploads never land in the real one. Packages whose
+    tests store photos make it autouse in their conftest."""
+    root = tmp_path / "media"
+    root.mkdir()
+    settings.MEDIA_ROOT = root
+    return root
+
+
 @pytest.fixture(scope="session")
 def faces_dir() -> Path:
     path = test_data_dir()

@@ -18,11 +18,9 @@ MEMBER_PERMS = ("view_member", "add_member", "change_member", "delete_member")
 
 
 @pytest.fixture(autouse=True)
-def media_root(settings, tmp_path) -> Path:
-    root = tmp_path / "media"
-    root.mkdir()
-    settings.MEDIA_ROOT = root
-    return root
+def _own_media_root(media_root) -> Path:
+    """Every test writes its photos into its own folder (tests/conftest.py), never the real one."""
+    return media_root
 
 
 @pytest.fixture(autouse=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, require_file
-from tests.members.conftest import fresh_gallery_cache, media_root  # noqa: F401  (fixtures)
+from tests.members.conftest import _own_media_root, fresh_gallery_cache  # noqa: F401  (fixtures)
 
 # Playwright's sync API runs an event loop in this thread; Django's ORM calls from the test are safe.
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"

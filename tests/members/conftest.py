@@ -18,12 +18,9 @@ FAKE_MODEL, FAKE_DIM = "fake-colour", 8
 
 
 @pytest.fixture(autouse=True)
-def media_root(settings, tmp_path) -> Path:
-    """Every test writes its photos into its own folder, never the real media root."""
-    root = tmp_path / "media"
-    root.mkdir()
-    settings.MEDIA_ROOT = root
-    return root
+def _own_media_root(media_root) -> Path:
+    """Every test writes its photos into its own folder (tests/conftest.py), never the real one."""
+    return media_root
 
 
 @pytest.fixture(autouse=True)

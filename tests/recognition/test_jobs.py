@@ -12,7 +12,7 @@ from members import services as member_services
 from recognition import selectors, services
 from recognition.models import RecognitionJob
 from tests.members.conftest import (  # noqa: F401  (fixtures)
-    draw_photo, face_photo, fake_engine, fresh_gallery_cache, media_root, stored_files)
+    _own_media_root, draw_photo, face_photo, fake_engine, fresh_gallery_cache, stored_files)
 
 pytestmark = pytest.mark.django_db
 

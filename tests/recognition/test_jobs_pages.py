@@ -9,7 +9,7 @@ from django.urls import reverse
 from members import services as member_services
 from recognition.models import RecognitionJob
 from tests.members.conftest import (  # noqa: F401  (fixtures)
-    draw_photo, face_photo, fake_engine, fresh_gallery_cache, media_root)
+    _own_media_root, draw_photo, face_photo, fake_engine, fresh_gallery_cache)
 from tests.recognition.test_jobs import eager, fake_threshold  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.django_db

@@ -21,7 +21,7 @@ from django.db import connection
 
 from recognition.models import RecognitionJob
 from tests.conftest import ROOT, require_file
-from tests.members.conftest import fresh_gallery_cache, media_root  # noqa: F401  (fixtures)
+from tests.members.conftest import _own_media_root, fresh_gallery_cache  # noqa: F401  (fixtures)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.mysql]
 
