@@ -36,6 +36,17 @@ def media_root(settings, tmp_path) -> Path:
     return root
 
 
+@pytest.fixture
+def eager_celery():
+    """Tasks run in the calling process, as in the embedded default (no broker)."""
+    from facesite.celery import app
+
+    saved = app.conf.task_always_eager, app.conf.task_eager_propagates
+    app.conf.task_always_eager, app.conf.task_eager_propagates = True, True
+    yield app
+    app.conf.task_always_eager, app.conf.task_eager_propagates = saved
+
+
 @pytest.fixture(scope="session")
 def faces_dir() -> Path:
     path = test_data_dir()

@@ -33,16 +33,6 @@ def fresh_state():
     selectors.clear_gallery_cache()
 
 
-@pytest.fixture
-def eager_celery():
-    from facesite.celery import app
-
-    saved = app.conf.task_always_eager, app.conf.task_eager_propagates
-    app.conf.task_always_eager, app.conf.task_eager_propagates = True, True
-    yield app
-    app.conf.task_always_eager, app.conf.task_eager_propagates = saved
-
-
 def _client(token: str | None = None) -> APIClient:
     client = APIClient()
     if token:

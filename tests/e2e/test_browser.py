@@ -43,16 +43,6 @@ def browser():
 
 
 @pytest.fixture
-def eager_celery():
-    from facesite.celery import app
-
-    saved = app.conf.task_always_eager, app.conf.task_eager_propagates
-    app.conf.task_always_eager, app.conf.task_eager_propagates = True, True
-    yield
-    app.conf.task_always_eager, app.conf.task_eager_propagates = saved
-
-
-@pytest.fixture
 def obama(media_root):
     from django.conf import settings
 

@@ -31,16 +31,6 @@ def fresh_gallery_cache():
     selectors.clear_gallery_cache()
 
 
-@pytest.fixture
-def eager_celery():
-    from facesite.celery import app
-
-    saved = app.conf.task_always_eager, app.conf.task_eager_propagates
-    app.conf.task_always_eager, app.conf.task_eager_propagates = True, True
-    yield app
-    app.conf.task_always_eager, app.conf.task_eager_propagates = saved
-
-
 def stored_files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file())
 

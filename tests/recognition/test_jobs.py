@@ -28,21 +28,11 @@ def user():
     return get_user_model().objects.create_user("alice", password="pw-alice-123")
 
 
-@pytest.fixture
-def eager(settings):
-    from facesite.celery import app
-
-    saved = app.conf.task_always_eager, app.conf.task_eager_propagates
-    app.conf.task_always_eager, app.conf.task_eager_propagates = True, True
-    yield app
-    app.conf.task_always_eager, app.conf.task_eager_propagates = saved
-
-
 def upload(data: bytes, name: str = "group.png") -> SimpleUploadedFile:
     return SimpleUploadedFile(name, data, content_type="image/png")
 
 
-def test_create_queues_after_commit_and_runs(fake_engine, user, eager, media_root,
+def test_create_queues_after_commit_and_runs(fake_engine, user, eager_celery, media_root,
                                             django_capture_on_commit_callbacks):
     red = member_services.member_create(display_name="Red Person", photos=[face_photo("red")]).member
     photo = draw_photo([("red", (10, 10, 40, 50)), ("blue", (90, 20, 40, 50))])
@@ -158,7 +148,7 @@ def test_users_see_only_their_own_jobs(user):
     assert selectors.job_get_for_user(user=admin, job_id=theirs.pk) == theirs
 
 
-def test_an_unknown_face_goes_to_a_member_through_the_enrolment_task(fake_engine, user, eager,
+def test_an_unknown_face_goes_to_a_member_through_the_enrolment_task(fake_engine, user, eager_celery,
                                                                      django_capture_on_commit_callbacks):
     member = member_services.member_create(display_name="Blue Person").member
     job = make_job(user, draw_photo([("blue", (100, 30, 40, 50)), ("red", (10, 10, 30, 30))]))

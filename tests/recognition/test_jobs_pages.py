@@ -10,7 +10,7 @@ from members import services as member_services
 from recognition.models import RecognitionJob
 from tests.members.conftest import (  # noqa: F401  (fixtures)
     _own_media_root, draw_photo, face_photo, fake_engine, fresh_gallery_cache)
-from tests.recognition.test_jobs import eager, fake_threshold  # noqa: F401  (fixtures)
+from tests.recognition.test_jobs import fake_threshold  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.django_db
 XHR = {"HTTP_X_REQUESTED_WITH": "XMLHttpRequest", "HTTP_ACCEPT": "application/json"}
@@ -52,7 +52,7 @@ def test_log_in_and_out(client):
     assert client.get(reverse("home")).status_code == 302
 
 
-def test_upload_page_and_a_json_upload_that_runs(client, alice, fake_engine, eager, django_capture_on_commit_callbacks):
+def test_upload_page_and_a_json_upload_that_runs(client, alice, fake_engine, eager_celery, django_capture_on_commit_callbacks):
     page = client.get(reverse("home")).content.decode()
     assert 'id="id_photos"' in page and "multiple" in page and 'for="id_photos"' in page and "upload.js" in page
     member_services.member_create(display_name="Red Person", photos=[face_photo("red")])
@@ -108,7 +108,7 @@ def test_a_failed_job_shows_why(client, alice):
     assert client.get(reverse("job-status", args=[job.pk])).json()["error"]["code"] == "interrupted"
 
 
-def test_members_pages_and_enrolment_through_the_worker_task(client, staff, fake_engine, eager,
+def test_members_pages_and_enrolment_through_the_worker_task(client, staff, fake_engine, eager_celery,
                                                           django_capture_on_commit_callbacks):
     page = client.get(reverse("member-enrol")).content.decode()
     assert 'for="id_display_name"' in page and 'for="id_photos"' in page
@@ -140,7 +140,7 @@ def test_enrolment_is_for_staff_only(client, alice):
     assert client.get(reverse("member-enrol")).status_code == 302
 
 
-def test_this_is_adds_an_unknown_face(client, staff, fake_engine, eager, django_capture_on_commit_callbacks):
+def test_this_is_adds_an_unknown_face(client, staff, fake_engine, eager_celery, django_capture_on_commit_callbacks):
     from recognition.services import job_create, job_run
 
     blue = member_services.member_create(display_name="Blue Person").member
