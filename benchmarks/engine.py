@@ -3,8 +3,11 @@
 Runs each system in its own child process (so each one's peak memory is its own), one after the
 other in the same run, on the sample photos resized to 640 px on the long side:
 
-  facesite          our MTCNN (package weights on TFLite) + ArcFace alignment + the default model
-  facesite-tf       the same detector as tf.function graphs (what a GPU worker runs)
+  facesite          our MTCNN (package weights on TFLite) + ArcFace alignment + the default model,
+                    with the default detector settings (DetectorConfig())
+  facesite-min20    the same with the package's pyramid (min_face_size=20): the same faces as
+                    the package, box for box, at the cost of P-Net on two more, bigger levels
+  facesite-tf       the default detector as tf.function graphs (what a GPU worker runs)
   mtcnn-package     PyPI mtcnn 1.0.0's own detect_faces + the same alignment and model
   face_recognition  dlib HOG detector + dlib ResNet embeddings (requirements-bench.txt), if installed
 
@@ -18,6 +21,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -29,7 +33,7 @@ from benchmarks.common import (  # noqa: E402
     median_ms, peak_rss_mb, print_table, resize_long_side, sample_photos, write_json,
 )
 
-SYSTEMS = ("facesite", "facesite-tf", "mtcnn-package", "face_recognition")
+SYSTEMS = ("facesite", "facesite-min20", "facesite-tf", "mtcnn-package", "face_recognition")
 
 
 def _load_photos(limit: int, size: int) -> list[tuple[str, np.ndarray]]:
@@ -43,7 +47,7 @@ def _model_dir() -> Path:
 
 
 class FacesitePipeline:
-    def __init__(self, backend: str, package_detector: bool = False) -> None:
+    def __init__(self, backend: str, package_detector: bool = False, min_face_size: int | None = None) -> None:
         from recognition.engine.align import align_face
         from recognition.engine.detection import DetectorConfig, FaceDetector
         from recognition.engine.embedders.registry import DEFAULT_MODEL, build_embedder
@@ -62,7 +66,10 @@ class FacesitePipeline:
                         for f in found if f["confidence"] >= 0.9 and min(f["box"][2:]) >= 20]
             self.detect = detect
         else:
-            detector = FaceDetector(DetectorConfig(backend=backend, cache_dir=_model_dir() / "mtcnn"))
+            config = DetectorConfig(backend=backend, cache_dir=_model_dir() / "mtcnn")
+            if min_face_size is not None:
+                config = replace(config, min_face_size=min_face_size)
+            detector = FaceDetector(config)
             self.detect = lambda rgb: [(f.box, f.landmarks) for f in detector.detect(rgb)]
 
     def run(self, rgb: np.ndarray) -> dict:
@@ -102,7 +109,8 @@ def run_child(system: str, limit: int, size: int, repeat: int) -> dict:
         pipeline = FaceRecognitionPipeline()
     else:
         pipeline = FacesitePipeline("tf" if system == "facesite-tf" else "tflite",
-                                    package_detector=system == "mtcnn-package")
+                                    package_detector=system == "mtcnn-package",
+                                    min_face_size=20 if system == "facesite-min20" else None)
     pipeline.run(photos[0][1])  # warm-up: graph building, XNNPACK delegate set-up
     per_stage = {key: [] for key in ("detect", "align", "embed", "total")}
     per_face = {key: [] for key in ("detect", "align", "embed", "total")}
@@ -182,16 +190,21 @@ def main() -> None:
 
     reference = next((r for r in results if r["system"] == "face_recognition"), None) or \
         next((r for r in results if r["system"] == "mtcnn-package"), None)
+    package = next((r for r in results if r["system"] == "mtcnn-package"), None)
     rows = []
     for r in results:
         photo, face = r["median_ms_per_photo"], r["median_ms_per_face"]
         agree = agreement(reference, r) if reference else "-"
+        # Ratios measured in the same run travel between machines better than milliseconds.
+        speedup = (round(package["median_ms_per_photo"]["total"] / photo["total"], 2)
+                   if package and photo["total"] else "-")
+        r["speedup_vs_package"] = speedup
         rows.append([r["system"], r["photos"], r["faces"], agree, photo["detect"], photo["align"],
-                     photo["embed"], photo["total"], face["total"], r["peak_rss_mb"]])
+                     photo["embed"], photo["total"], speedup, face["total"], r["peak_rss_mb"]])
     print(f"\n{args.limit} sample photos at {args.size} px, {args.repeat} passes, median ms; "
           f"'agree' = faces overlapping a {reference['system'] if reference else '-'} face")
     print_table(["system", "photos", "faces", "agree", "detect", "align", "embed",
-                 "photo total", "per face", "peak RSS MB"], rows)
+                 "photo total", "x package", "per face", "peak RSS MB"], rows)
     write_json(args.json, {"limit": args.limit, "size": args.size, "repeat": args.repeat,
                            "reference": reference["system"] if reference else None,
                            "results": [{k: v for k, v in r.items() if k != "boxes"} |

@@ -39,6 +39,7 @@ def detector_config() -> "DetectorConfig":
     config = engine_settings()
     return DetectorConfig(
         min_face_size=config["MIN_FACE_SIZE"],
+        skip_finest_levels=config["DETECTION_SKIP_FINEST_LEVELS"],
         thresholds=tuple(config["STAGE_THRESHOLDS"]),
         max_side=config["DETECTION_MAX_SIDE"],
         min_score=config["MIN_DETECTION_SCORE"],

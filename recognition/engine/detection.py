@@ -25,6 +25,11 @@ SECOND_PASS_TARGET_SIDE = 500
 @dataclass(frozen=True)
 class DetectorConfig:
     min_face_size: int = 20
+    # Leave out the two largest pyramid levels: faces under about 40 px of the detection copy
+    # (20 / 0.709**2) are not looked for, which saves two thirds of P-Net's work. Measured: the
+    # same LFW result to the last pair and the same faces on the 148 sample photos at 640 px as
+    # with every level (see MTCNNDetector and the README); 0 looks for faces down to 20 px.
+    skip_finest_levels: int = 2
     thresholds: tuple[float, float, float] = (0.6, 0.7, 0.8)
     max_side: int = 1024
     min_score: float = 0.9
@@ -36,15 +41,18 @@ class DetectorConfig:
 class FaceDetector:
     def __init__(self, config: DetectorConfig | None = None) -> None:
         self.config = config or DetectorConfig()
-        self._mtcnn = self._build(self.config.thresholds, self.config.min_face_size)
+        self._mtcnn = self._build(self.config.thresholds, self.config.min_face_size,
+                                  self.config.skip_finest_levels)
         self._second_pass: MTCNNDetector | None = None
 
-    def _build(self, thresholds: tuple[float, float, float], min_face_size: int) -> MTCNNDetector:
+    def _build(self, thresholds: tuple[float, float, float], min_face_size: int,
+               skip_finest_levels: int = 0) -> MTCNNDetector:
         # min_face_size applies to the (possibly downscaled) copy MTCNN sees: on a photo capped
         # to max_side, the smallest face found is min_face_size / scale original pixels.
         return MTCNNDetector(
             min_face_size=min_face_size, thresholds=tuple(thresholds), backend=self.config.backend,
             num_threads=self.config.num_threads, cache_dir=self.config.cache_dir,
+            skip_finest_levels=skip_finest_levels,
         )
 
     def detect(self, image: np.ndarray) -> list[DetectedFace]:

@@ -269,11 +269,14 @@ class _Canvas:
     levels: tuple[_Level, ...]
 
 
-def _pyramid(height: int, width: int, min_face_size: int, scale_factor: float) -> list[_Level]:
-    """The levels of mtcnn's build_scale_pyramid + scale_images, minus those under 12 px."""
+def _pyramid(height: int, width: int, min_face_size: int, scale_factor: float,
+             skip_finest: int = 0) -> list[_Level]:
+    """The levels of mtcnn's build_scale_pyramid + scale_images, minus those under 12 px and
+    minus the ``skip_finest`` largest ones (the scales of the others are left as they are)."""
     min_dim = min(width, height)
     count = round(-((np.log(min_dim / _MIN_SIZE) / np.log(scale_factor)) + 1))
     scales = (_MIN_SIZE / min_face_size) * scale_factor ** np.arange(max(count, 0))
+    scales = scales[skip_finest:]
     levels = []
     for scale in scales:
         h, w = int(height * scale), int(width * scale)
@@ -320,8 +323,9 @@ def _pack(levels: list[_Level]) -> _Canvas:
 
 
 @lru_cache(maxsize=512)
-def _layout(height: int, width: int, min_face_size: int, scale_factor: float) -> tuple[_Canvas, ...]:
-    levels = _pyramid(height, width, min_face_size, scale_factor)
+def _layout(height: int, width: int, min_face_size: int, scale_factor: float,
+            skip_finest: int = 0) -> tuple[_Canvas, ...]:
+    levels = _pyramid(height, width, min_face_size, scale_factor, skip_finest)
     canvases = []
     small = []
     for level in levels:
@@ -439,6 +443,12 @@ class MTCNNDetector:
     converted in memory when it is None. backend "tf": tf.function graphs (CPU or GPU; TF's
     own thread settings apply). Either way the pyramid is resized on ``num_threads`` threads.
 
+    ``skip_finest_levels=k`` leaves out the k largest pyramid levels, those that look for the
+    smallest faces (level i finds faces of about ``min_face_size / scale_factor ** i`` px and
+    up). The first level alone is half of P-Net's work; every other level, and so every larger
+    face, is found exactly as the package finds it (unlike a bigger ``min_face_size``, which
+    moves the whole scale grid and with it the boxes and landmarks of every face).
+
     ``fast_pyramid=True`` shrinks each pyramid level from the previous one instead of from the
     photo: ~10% faster, but P-Net then sees other pixels, and boxes and landmarks move by a few
     px (more than the 2 px the package-equivalence tests allow), so it is off by default.
@@ -449,7 +459,8 @@ class MTCNNDetector:
 
     def __init__(self, *, min_face_size: int = 20, thresholds: tuple[float, float, float] = (0.6, 0.7, 0.8),
                  scale_factor: float = 0.709, backend: str = "tflite", num_threads: int | None = None,
-                 cache_dir: Path | None = None, fast_pyramid: bool = False) -> None:
+                 cache_dir: Path | None = None, fast_pyramid: bool = False,
+                 skip_finest_levels: int = 0) -> None:
         if backend not in ("tflite", "tf"):
             raise ValueError(f"Unknown MTCNN backend {backend!r}; expected 'tflite' or 'tf'.")
         if min_face_size <= 0:
@@ -458,7 +469,10 @@ class MTCNNDetector:
             raise ValueError("scale_factor must be between 0 and 1.")
         if len(thresholds) != 3:
             raise ValueError("thresholds must be three numbers (P-Net, R-Net, O-Net).")
+        if skip_finest_levels < 0:
+            raise ValueError("skip_finest_levels must be 0 or more.")
         self.min_face_size = int(min_face_size)
+        self.skip_finest_levels = int(skip_finest_levels)
         self.thresholds = tuple(float(t) for t in thresholds)
         self.scale_factor = float(scale_factor)
         self.backend = backend
@@ -580,7 +594,7 @@ class MTCNNDetector:
     def _detect_rows(self, image: np.ndarray) -> np.ndarray:
         height, width = image.shape[:2]
         t_pnet, t_rnet, t_onet = self.thresholds
-        canvases = _layout(height, width, self.min_face_size, self.scale_factor)
+        canvases = _layout(height, width, self.min_face_size, self.scale_factor, self.skip_finest_levels)
         if not canvases:
             return np.empty((0, 16))
         normalized = cv2.LUT(image, _NORM_LUT)

@@ -140,6 +140,28 @@ def test_min_face_size_40_finds_faces(photos, package, detector, cache_dir):
         assert max(_iou(face.box, other.box) for other in normal) >= 0.8
 
 
+@pytest.mark.parametrize("skip", [1, 2])
+def test_skipping_finest_levels_keeps_the_larger_faces_as_they_were(photos, detector, cache_dir, skip):
+    # Level i looks for faces of about 20 / 0.709**i px and up. Leaving out the finest levels
+    # must not touch the faces the remaining levels find: same boxes, same landmarks, since
+    # those levels are the package's own (a bigger min_face_size would move every scale).
+    fast = MTCNNDetector(skip_finest_levels=skip, cache_dir=cache_dir)
+    smallest = 20 / 0.709 ** skip
+    compared = 0
+    for photo, image in photos.items():
+        full = detector.detect(image)
+        reduced = fast.detect(image)
+        big = [f for f in full if min(f.box[2:]) >= 1.2 * smallest and f.score >= 0.9]
+        compared += len(big)
+        for face in big:
+            match = max(reduced, key=lambda f: _iou(face.box, f.box))
+            assert _iou(face.box, match.box) >= 0.95, f"{photo}: {face.box} became {match.box}"
+            assert np.abs(match.landmarks - face.landmarks).max() <= 1.0, photo
+    assert compared >= len(photos)
+    levels = mtcnn_fast._pyramid(480, 640, 20, 0.709)
+    assert mtcnn_fast._pyramid(480, 640, 20, 0.709, skip) == levels[skip:]
+
+
 def test_blank_tiny_and_odd_images_give_no_faces(detector):
     assert detector.detect(np.zeros((480, 640, 3), np.uint8)) == []
     assert detector.detect(np.full((300, 200, 3), 255, np.uint8)) == []
