@@ -4,6 +4,7 @@ from __future__ import annotations
 from django.contrib import admin, messages
 
 from . import services
+from .forms import ThrottledAdminAuthenticationForm
 from .models import ApiToken
 
 
@@ -40,3 +41,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
         for pk in queryset.values_list("pk", flat=True):
             services.token_revoke(token=pk)
         self.message_user(request, "Tokens revoked.")
+
+
+# The admin's log-in says why a throttled attempt is refused (accounts.backends refuses it anyway).
+admin.site.login_form = ThrottledAdminAuthenticationForm

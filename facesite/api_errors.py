@@ -3,7 +3,9 @@
 The codes are stable (clients branch on them); the message is a sentence for a person. The
 engine's and the member services' errors carry their own codes, mapped to statuses here; DRF's
 own errors get codes of the same style. Anything unexpected is logged and answered with a
-generic 500 in the same shape (never a traceback).
+generic 500 in the same shape (never a traceback). A database that cannot be reached is a 503
+``database_unavailable`` with Retry-After (facesite.db_unavailable), a full disk a 507
+``storage_full`` (facesite.disk_full): both say "try again later", neither is the client's fault.
 """
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from facesite import db_unavailable
+from facesite.disk_full import STORAGE_FULL_CODE, STORAGE_FULL_MESSAGE, is_disk_full
 from members.errors import EnrolmentFailed, MemberError
 from recognition.engine.errors import EngineError
 
@@ -38,6 +42,8 @@ STATUS_BY_CODE = {
     "invalid_zip": status.HTTP_400_BAD_REQUEST,
     "zip_too_large": status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
     "model_error": status.HTTP_503_SERVICE_UNAVAILABLE,
+    "storage_full": status.HTTP_507_INSUFFICIENT_STORAGE,
+    "database_unavailable": status.HTTP_503_SERVICE_UNAVAILABLE,
 }
 
 # DRF's exceptions -> our codes (DRF's default codes are fine words, but not all stable).
@@ -119,6 +125,14 @@ def exception_handler(exc, context):
         status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     elif isinstance(exc, TooManyFieldsSent):
         code, message, details, status_code = "malformed_request", "Too many fields.", {}, 400
+    elif db_unavailable.is_database_unavailable(exc):
+        logger.warning("Database unavailable in %s: %s", context.get("view").__class__.__name__, exc)
+        body = db_unavailable.database_unavailable_body()
+        return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE,
+                        headers={"Retry-After": str(db_unavailable.RETRY_AFTER_SECONDS)})
+    elif is_disk_full(exc):
+        logger.error("Storage full in %s: %s", context.get("view").__class__.__name__, exc)
+        code, message, details, status_code = STORAGE_FULL_CODE, STORAGE_FULL_MESSAGE, {}, 507
     elif isinstance(exc, (Http404, DjangoPermissionDenied, exceptions.APIException)):
         response = drf_exception_handler(exc, context)  # converts Http404 etc., sets auth headers
         if response is None:

@@ -1,18 +1,21 @@
 """URL wiring."""
-from django.conf import settings
-from django.conf.urls.static import static
 from django.contrib import admin
 from django.urls import include, path
 
+from facesite import health
+
 urlpatterns = [
+    # --- liveness and readiness for load balancers (facesite/health.py): no slash, no auth
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
     # --- REST API: /api/v1/..., /api/schema/, /api/docs/ (facesite/api_urls.py)
     path("api/", include("facesite.api_urls")),
     # --- pages (worker engineer): upload, jobs, history, members, log in / log out
-    path("accounts/", include("django.contrib.auth.urls")),
+    path("accounts/", include("accounts.urls")),  # django.contrib.auth.urls with a throttled log-in
     path("members/", include("members.urls")),
     path("", include("recognition.urls")),
     # --- end pages
 ]
-if settings.DEBUG:
-    urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
+# No static(MEDIA_URL) here, even with DEBUG: uploaded photos are private and are served only by
+# the permission-checked views (recognition.files.private_file_response).

@@ -7,18 +7,25 @@ from django.contrib import admin, messages
 from django.db import transaction
 from django.db.models import Count, Prefetch, QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from . import services
-from .models import FaceSample, Member, PhotoUpload, Template
+from . import selectors, services
+from .models import AuditEntry, FaceSample, Member, PhotoUpload, Template
 from .tasks import recompute_embeddings_task
 
 THUMB = 64
 FACE_THUMB = 120
+AUDIT_ROWS = 20
 MEMBER_FIELDS = ("display_name", "external_id", "notes", "is_active")
 
 
 # ------------------------------------------------------------------------------- thumbnails
+
+
+def face_photo_url(face: FaceSample) -> str:
+    """The permission-checked photo view: MEDIA_URL is never served (photos are private)."""
+    return reverse("member-face-photo", args=[face.pk])
 
 
 def face_crop(face: FaceSample, size: int = THUMB) -> str:
@@ -28,7 +35,7 @@ def face_crop(face: FaceSample, size: int = THUMB) -> str:
         '<span title="{}" style="display:inline-block;width:{}px;height:{}px;border-radius:4px;'
         'background:url(\'{}\') no-repeat;background-size:{}px {}px;background-position:{}px {}px">'
         "</span>",
-        str(face.member_id), size, size, face.photo.url,
+        str(face.member_id), size, size, face_photo_url(face),
         round(face.image_width * scale, 1), round(face.image_height * scale, 1),
         round(-face.box_x * scale + (size - face.box_w * scale) / 2, 1),
         round(-face.box_y * scale + (size - face.box_h * scale) / 2, 1),
@@ -44,7 +51,7 @@ def face_with_box(face: FaceSample, size: int = FACE_THUMB) -> str:
         '<img src="{}" alt="face {}" style="width:{}px;height:{}px;display:block">'
         '<span style="position:absolute;left:{}px;top:{}px;width:{}px;height:{}px;'
         'border:2px solid #2ecc40;box-sizing:border-box"></span></span>',
-        width, height, face.photo.url, face.pk, width, height,
+        width, height, face_photo_url(face), face.pk, width, height,
         round(face.box_x * scale, 1), round(face.box_y * scale, 1),
         round(face.box_w * scale, 1), round(face.box_h * scale, 1),
     )
@@ -155,11 +162,12 @@ class MemberAdmin(admin.ModelAdmin):
     list_filter = ("is_active", HasFacesFilter, ("templates__model_name", admin.AllValuesFieldListFilter),
                    "created_at")
     search_fields = ("display_name", "external_id", "notes")
-    readonly_fields = ("created_at", "updated_at")
+    readonly_fields = ("created_at", "updated_at", "audit_log")
     fieldsets = [
         (None, {"fields": MEMBER_FIELDS}),
         ("Add photos", {"fields": ("photos", "photo_mode")}),
         ("Dates", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
+        ("Audit log", {"fields": ("audit_log",), "classes": ("collapse",)}),
     ]
     inlines = [FaceSampleInline, TemplateInline, PhotoUploadInline]
     actions = ["recompute_embeddings", "delete_faces"]
@@ -178,6 +186,16 @@ class MemberAdmin(admin.ModelAdmin):
             faces = list(member.faces.order_by("id")[:1])
         return face_crop(faces[0]) if faces else "—"
 
+    @admin.display(description="latest changes")
+    def audit_log(self, member: Member) -> str:
+        if member.pk is None:
+            return "—"
+        entries = selectors.audit_entries_for_member(member_id=member.pk)[:AUDIT_ROWS]
+        rows = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                                ((e.created_at.strftime("%Y-%m-%d %H:%M:%S"), e.actor_repr, e.action)
+                                 for e in entries))
+        return format_html("<table><tbody>{}</tbody></table>", rows) if rows else "—"
+
     @admin.display(description="faces", ordering="face_count")
     def face_count(self, member: Member) -> int:
         return member.face_count
@@ -189,9 +207,9 @@ class MemberAdmin(admin.ModelAdmin):
         if change:
             changed = {name: data[name] for name in MEMBER_FIELDS if name in form.changed_data}
             if changed:
-                services.member_update(member=obj.pk, **changed)
+                services.member_update(member=obj.pk, actor=request.user, **changed)
             return
-        created = services.member_create(**data).member
+        created = services.member_create(actor=request.user, **data).member
         # The admin goes on with ``obj`` (log entry, redirect): make it the created row.
         obj.pk, obj.created_at, obj.updated_at = created.pk, created.created_at, created.updated_at
         obj._state.adding, obj._state.db = False, created._state.db
@@ -200,7 +218,7 @@ class MemberAdmin(admin.ModelAdmin):
         if formset.model is FaceSample:
             formset.save(commit=False)
             if formset.deleted_objects:
-                count = services.face_delete(faces=formset.deleted_objects)
+                count = services.face_delete(faces=formset.deleted_objects, actor=request.user)
                 self.message_user(request, f"{count} face(s) deleted; the template was recomputed.")
             return
         super().save_formset(request, form, formset, change)
@@ -210,28 +228,30 @@ class MemberAdmin(admin.ModelAdmin):
         photos = form.cleaned_data.get("photos") or []
         if photos:
             mode = form.cleaned_data.get("photo_mode") or "average"
-            services.member_upload_photos(member=form.instance.pk, files=photos, mode=mode)
+            services.member_upload_photos(member=form.instance.pk, files=photos, mode=mode, actor=request.user)
             self.message_user(request, f"{len(photos)} photo(s) queued for face detection; "
                                        "the outcome of each appears under Uploads.")
 
     def delete_model(self, request, obj: Member) -> None:
-        services.member_delete(member=obj.pk)
+        services.member_delete(member=obj.pk, actor=request.user)
 
     def delete_queryset(self, request, queryset: QuerySet[Member]) -> None:
         for member_id in queryset.values_list("pk", flat=True):
-            services.member_delete(member=member_id)
+            services.member_delete(member=member_id, actor=request.user)
 
     @admin.action(description="Recompute embeddings with the active model")
     def recompute_embeddings(self, request, queryset: QuerySet[Member]) -> None:
         ids = list(queryset.values_list("pk", flat=True))
+        actor_id = request.user.pk
         for member_id in ids:
-            transaction.on_commit(lambda member_id=member_id: recompute_embeddings_task.delay(member_id))
+            transaction.on_commit(lambda member_id=member_id: recompute_embeddings_task.delay(member_id,
+                                                                                            actor_id=actor_id))
         self.message_user(request, f"Embeddings of {len(ids)} member(s) queued for recomputation.")
 
     @admin.action(description="Delete all faces of the selected members")
     def delete_faces(self, request, queryset: QuerySet[Member]) -> None:
         face_ids = FaceSample.objects.filter(member__in=queryset).values_list("pk", flat=True)
-        count = services.face_delete(faces=list(face_ids))
+        count = services.face_delete(faces=list(face_ids), actor=request.user)
         self.message_user(request, f"{count} face(s) deleted.", messages.SUCCESS)
 
 
@@ -267,7 +287,33 @@ class FaceSampleAdmin(admin.ModelAdmin):
         return format_html_join(", ", "{} ({}-d)", ((e.model_name, e.dim) for e in face.embeddings.all()))
 
     def delete_model(self, request, obj: FaceSample) -> None:
-        services.face_delete(faces=[obj.pk])
+        services.face_delete(faces=[obj.pk], actor=request.user)
 
     def delete_queryset(self, request, queryset: QuerySet[FaceSample]) -> None:
-        services.face_delete(faces=list(queryset.values_list("pk", flat=True)))
+        services.face_delete(faces=list(queryset.values_list("pk", flat=True)), actor=request.user)
+
+
+# ------------------------------------------------------------------------------- audit log
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    """Read-only: entries are written by members.services only, never edited or removed here."""
+
+    list_display = ("created_at", "actor_repr", "action", "member_id", "member_name")
+    list_filter = ("action", "created_at")
+    search_fields = ("member_name", "actor_repr", "=member_id")
+    readonly_fields = ("created_at", "actor", "actor_repr", "action", "member_id", "member_name", "changes",
+                       "request_id")
+    fields = readonly_fields
+    list_select_related = ("actor",)
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -105,7 +105,7 @@ class MemberListView(ApiView):
         values = dict(data.validated_data)
         photos = _photos(values)
         values.pop("photos", None)
-        result = services.member_create(photos=photos, **values)
+        result = services.member_create(photos=photos, actor=request.user, **values)
         return Response(MemberEnrolledOut(_enrolled(request, result)).data, status=status.HTTP_201_CREATED)
 
 
@@ -121,7 +121,7 @@ class MemberDetailView(ApiView):
         member_id = _member_id(member_id)
         data = MemberUpdateIn(data=request.data, partial=partial)
         data.is_valid(raise_exception=True)
-        member = services.member_update(member=member_id, **data.validated_data)
+        member = services.member_update(member=member_id, actor=request.user, **data.validated_data)
         return Response(MemberOut(_member_data(request, member)).data)
 
     @extend_schema(operation_id="members_update", request=MemberUpdateIn,
@@ -137,7 +137,7 @@ class MemberDetailView(ApiView):
     @extend_schema(operation_id="members_delete", summary="Delete a member and everything of theirs (del_customs)",
                    responses={204: None, **error_responses(404)}, tags=["members"])
     def delete(self, request, member_id: int):
-        services.member_delete(member=_member_id(member_id))
+        services.member_delete(member=_member_id(member_id), actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -145,7 +145,9 @@ class MemberDetailView(ApiView):
 
 
 def _face_data(request, face: FaceSample) -> dict:
-    return {"id": face.pk, "photo_url": request.build_absolute_uri(face.photo.url),
+    # The permission-checked page view, not MEDIA_URL: stored photos are never served publicly.
+    photo_url = reverse("member-face-photo", args=[face.pk])
+    return {"id": face.pk, "photo_url": request.build_absolute_uri(photo_url),
             "image_width": face.image_width, "image_height": face.image_height, "box": list(face.box),
             "landmarks": face.landmarks, "detection_score": face.detection_score,
             "detection": face.detection, "created_at": face.created_at}
@@ -177,7 +179,7 @@ class MemberFacesView(ApiView):
         data = FacesIn(data=request.data)
         data.is_valid(raise_exception=True)
         result = services.member_add_faces(member=member_id, photos=_photos(data.validated_data),
-                                           mode=data.validated_data["mode"])
+                                           mode=data.validated_data["mode"], actor=request.user)
         return Response(MemberEnrolledOut(_enrolled(request, result)).data, status=status.HTTP_201_CREATED)
 
 
@@ -192,7 +194,7 @@ class MemberFaceDetailView(ApiView):
         selectors.member_get(member_id=member_id)
         if face_id is None or not FaceSample.objects.filter(pk=face_id, member_id=member_id).exists():
             raise ApiError("face_not_found", f"Member {member_id} has no face {face_id}.")
-        services.face_delete(faces=[face_id])
+        services.face_delete(faces=[face_id], actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -197,7 +197,10 @@ def bulk_run(*, bulk_id: str) -> dict | None:
     _write_status(bulk_id, record)
     people_dir = _bulk_root() / bulk_id / "people"
     try:
-        summary = folder_enroll(root=people_dir, on_existing=record.get("on_existing", "skip"))
+        from django.contrib.auth import get_user_model
+
+        uploader = get_user_model().objects.filter(pk=record.get("user_id")).first()  # the audit's actor
+        summary = folder_enroll(root=people_dir, on_existing=record.get("on_existing", "skip"), actor=uploader)
         record.update(status="done", summary=summary.as_dict())
     except Exception as exc:  # noqa: BLE001 - the client must learn why, whatever it was
         logger.exception("Bulk enrolment %s failed", bulk_id)

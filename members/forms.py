@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from django import forms
 from django.conf import settings
+from django.template.defaultfilters import filesizeformat
 
 from .models import Member
 
@@ -30,8 +31,8 @@ class MultipleFileField(forms.FileField):
         for upload in files:
             upload = super().clean(upload, initial)
             if upload.size > settings.FACESITE_MAX_UPLOAD_BYTES:
-                errors.append(f"{upload.name} is {upload.size / 1e6:.1f} MB; the limit is "
-                              f"{settings.FACESITE_MAX_UPLOAD_BYTES / 1e6:.0f} MB.")
+                errors.append(f"{upload.name} is {filesizeformat(upload.size)}; the limit is "
+                              f"{filesizeformat(settings.FACESITE_MAX_UPLOAD_BYTES)}.")
                 continue
             try:
                 load_image(upload, image_limits())

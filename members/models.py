@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 
 import numpy as np
+from django.conf import settings
 from django.db import models
 
 VECTOR_DTYPE = np.dtype("<f4")
@@ -32,6 +33,9 @@ class Member(models.Model):
     notes = models.TextField(blank=True)
     # Inactive members stay in the database but are left out of the gallery.
     is_active = models.BooleanField(default=True, db_index=True)
+    # The member's identity across servers: a backup restored twice, or on another server,
+    # finds the same member by it (members.backup).
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -58,6 +62,7 @@ class FaceSample(models.Model):
     detection_score = models.FloatField()
     # "detected" (normal pass) or "second_pass" (found only by the harder pass).
     detection = models.CharField(max_length=20, default="detected")
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)  # as Member.uuid
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -146,6 +151,9 @@ class PhotoUpload(models.Model):
     code = models.CharField(max_length=50, blank=True)
     message = models.TextField(blank=True)
     face = models.ForeignKey(FaceSample, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    # Who uploaded it: the audit entry of the faces added later by the worker names them.
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                    related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
@@ -168,6 +176,42 @@ class GalleryVersion(models.Model):
 
     def __str__(self) -> str:
         return self.token
+
+
+class AuditEntry(models.Model):
+    """Who changed which member, how and when; written by members.services in the transaction
+    of the change itself, so an entry exists exactly when the change committed.
+
+    The member is kept as an id and a name snapshot, not a foreign key: the entry of a deletion
+    outlives the member. The actor likewise is a nullable key plus a snapshot of the username.
+    """
+
+    class Action(models.TextChoices):
+        CREATE = "create"
+        UPDATE = "update"
+        DELETE = "delete"
+        ADD_FACES = "add_faces"
+        DELETE_FACES = "delete_faces"
+        RECOMPUTE = "recompute"
+        RESTORE = "restore"
+
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                              related_name="+")
+    actor_repr = models.CharField(max_length=150, help_text="The username then, or “system”.")
+    action = models.CharField(max_length=20, choices=Action.choices, db_index=True)
+    member_id = models.BigIntegerField(db_index=True)
+    member_name = models.CharField(max_length=200)
+    changes = models.JSONField(default=dict, blank=True)
+    request_id = models.CharField(max_length=128, blank=True, help_text="The X-Request-ID of the change.")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "audit entry"
+        verbose_name_plural = "audit log"
+
+    def __str__(self) -> str:
+        return f"{self.actor_repr} {self.action} member {self.member_id} ({self.member_name})"
 
 
 def vector_to_bytes(vector: np.ndarray) -> bytes:

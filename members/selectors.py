@@ -19,7 +19,7 @@ from django.db.models import Count, Q, QuerySet
 from recognition.engine.index import GalleryIndex, IndexConfig
 
 from .errors import InvalidInput, MemberNotFound
-from .models import Embedding, FaceSample, GalleryVersion, Member, Template, VECTOR_DTYPE
+from .models import AuditEntry, Embedding, FaceSample, GalleryVersion, Member, Template, VECTOR_DTYPE
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +104,11 @@ def member_faces(*, member: Member | int) -> QuerySet[FaceSample]:
 
 _cache: dict[tuple[str, int, str], tuple[str, GalleryIndex]] = {}
 _cache_lock = threading.Lock()
+
+
+def audit_entries_for_member(*, member_id: int) -> QuerySet[AuditEntry]:
+    """The member's audit log, newest first (it outlives the member: entries keep the id)."""
+    return AuditEntry.objects.filter(member_id=member_id).select_related("actor").order_by("-created_at", "-id")
 
 
 def gallery_version() -> str:

@@ -31,6 +31,7 @@ from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from facesite.disk_full import storage_save
 from recognition.engine.errors import EngineError, ImageError, ImageTooLarge
 from recognition.engine.index import normalize_rows
 
@@ -43,6 +44,7 @@ from .errors import (
     NoFace,
 )
 from .models import (
+    AuditEntry,
     Embedding,
     FaceSample,
     GalleryVersion,
@@ -52,6 +54,7 @@ from .models import (
     vector_from_bytes,
     vector_to_bytes,
 )
+from .audit import audit_record
 from .selectors import gallery_for_model, gallery_settings, identification_threshold
 
 if TYPE_CHECKING:
@@ -266,7 +269,8 @@ def _store_files(prepared: list[_Prepared]) -> list[str]:
     try:
         for item in prepared:
             name = field_.generate_filename(None, f"photo.{item.ext}")
-            names.append(field_.storage.save(name, ContentFile(item.data)))
+            # A full disk: the partial file is removed and StorageFull raised (facesite.disk_full).
+            names.append(storage_save(field_.storage, name, ContentFile(item.data), max_length=field_.max_length))
     except Exception:
         _delete_files(names)
         raise
@@ -394,12 +398,13 @@ def _delete_faces_locked(member_id: int, face_ids: Iterable[int] | None = None) 
 
 def member_create(*, display_name: str, photos: Sequence[PhotoSource] = (),
                   external_id: str | None = None, notes: str = "", is_active: bool = True,
-                  progress: Progress | None = None) -> EnrolmentResult:
+                  progress: Progress | None = None, actor: Any = None) -> EnrolmentResult:
     """Create a member from enrolment photos (one face per photo: the largest).
 
     Photos without a face or that cannot be read are reported in ``result.outcomes``; when
     photos are given and none is usable, nothing is created and NoFace / InvalidImage is raised
-    (carrying the outcomes). With no photos, a member without faces is created.
+    (carrying the outcomes). With no photos, a member without faces is created. ``actor`` (the
+    user, or None for the system) is recorded in the audit log, as in every service here.
     """
     display_name = (display_name or "").strip()
     if not display_name:
@@ -433,6 +438,10 @@ def member_create(*, display_name: str, photos: Sequence[PhotoSource] = (),
                 _lock_member(member.pk)
                 template = _write_faces(member.pk, prepared, names, model_name, dim)
                 _bump_gallery_version()
+            audit_record(action=AuditEntry.Action.CREATE, member_id=member.pk, member_name=display_name,
+                         actor=actor, changes={"display_name": display_name, "external_id": external_id,
+                                               "is_active": is_active, "face_ids": [o.face_id for o in outcomes if o.ok],
+                                               "model_name": model_name})
     except Exception:
         _delete_files(names)
         raise
@@ -443,7 +452,7 @@ def member_create(*, display_name: str, photos: Sequence[PhotoSource] = (),
 
 
 def member_add_faces(*, member: Member | int, photos: Sequence[PhotoSource], mode: str = "average",
-                     progress: Progress | None = None) -> EnrolmentResult:
+                     progress: Progress | None = None, actor: Any = None) -> EnrolmentResult:
     """Add enrolment photos to a member.
 
     ``mode="average"`` folds the new faces into the template (add_embds); ``mode="replace"``
@@ -472,6 +481,10 @@ def member_add_faces(*, member: Member | int, photos: Sequence[PhotoSource], mod
                 Template.objects.filter(member_id=member_id).delete()
             template = _write_faces(member_id, prepared, names, recognizer.model_name, recognizer.dim)
             _bump_gallery_version()
+            audit_record(action=AuditEntry.Action.ADD_FACES, member_id=member_id, member_name=locked.display_name,
+                         actor=actor, changes={"mode": mode, "face_ids": [p.outcome.face_id for p in prepared],
+                                               "replaced_faces": len(old_names),
+                                               "model_name": recognizer.model_name})
             if old_names:
                 transaction.on_commit(partial(_delete_files, old_names))
     except Exception:
@@ -487,11 +500,12 @@ _UNSET: Any = object()
 
 
 def member_update(*, member: Member | int, display_name: str = _UNSET, external_id: str | None = _UNSET,
-                  notes: str = _UNSET, is_active: bool = _UNSET) -> Member:
+                  notes: str = _UNSET, is_active: bool = _UNSET, actor: Any = None) -> Member:
     """Change a member's details; activating or deactivating changes the gallery."""
     member_id = _member_id(member)
     with transaction.atomic():
         locked = _lock_member(member_id)
+        before = {name: getattr(locked, name) for name in ("display_name", "external_id", "notes", "is_active")}
         changed = []
         if display_name is not _UNSET:
             display_name = (display_name or "").strip()
@@ -518,10 +532,16 @@ def member_update(*, member: Member | int, display_name: str = _UNSET, external_
                                           details={"external_id": locked.external_id}) from None
         if activity_changed:
             _bump_gallery_version()
+        # Only the values that really changed: [before, after] each.
+        diff = {name: [before[name], getattr(locked, name)] for name in changed
+                if before[name] != getattr(locked, name)}
+        if diff:
+            audit_record(action=AuditEntry.Action.UPDATE, member_id=member_id, member_name=locked.display_name,
+                         actor=actor, changes=diff)
     return locked
 
 
-def member_delete(*, member: Member | int) -> None:
+def member_delete(*, member: Member | int, actor: Any = None) -> None:
     """Delete a member with every face sample, embedding, template, upload and file.
 
     The gallery version changes in the same transaction, so no worker's next search can
@@ -532,13 +552,16 @@ def member_delete(*, member: Member | int) -> None:
         locked = _lock_member(member_id)
         names = list(FaceSample.objects.filter(member_id=member_id).values_list("photo", flat=True))
         uploads = [n for n in PhotoUpload.objects.filter(member_id=member_id).values_list("file", flat=True) if n]
+        snapshot = {"display_name": locked.display_name, "external_id": locked.external_id, "faces": len(names)}
         locked.delete()
         _bump_gallery_version()
+        audit_record(action=AuditEntry.Action.DELETE, member_id=member_id, member_name=snapshot["display_name"],
+                     actor=actor, changes=snapshot)
         transaction.on_commit(partial(_delete_files, names + uploads))
     logger.info("Member %s deleted with %d face(s).", member_id, len(names))
 
 
-def face_delete(*, faces: Iterable[FaceSample | int]) -> int:
+def face_delete(*, faces: Iterable[FaceSample | int], actor: Any = None) -> int:
     """Delete face samples (their embeddings and files) and recompute the members' templates."""
     face_ids = {f.pk if isinstance(f, FaceSample) else int(f) for f in faces}
     by_member: dict[int, list[int]] = defaultdict(list)
@@ -549,7 +572,7 @@ def face_delete(*, faces: Iterable[FaceSample | int]) -> int:
     for member_id in sorted(by_member):
         with transaction.atomic():
             try:
-                _lock_member(member_id)
+                locked = _lock_member(member_id)
             except MemberNotFound:
                 continue  # deleted meanwhile, faces and all
             models = set(Template.objects.filter(member_id=member_id).values_list("model_name", flat=True))
@@ -560,11 +583,15 @@ def face_delete(*, faces: Iterable[FaceSample | int]) -> int:
             for model_name in models:
                 _template_rebuild(member_id, model_name)
             _bump_gallery_version()
+            audit_record(action=AuditEntry.Action.DELETE_FACES, member_id=member_id,
+                         member_name=locked.display_name, actor=actor,
+                         changes={"face_ids": sorted(by_member[member_id])})
             transaction.on_commit(partial(_delete_files, names))
     return deleted
 
 
-def member_recompute_embeddings(*, member: Member | int, model_name: str | None = None) -> RecomputeResult:
+def member_recompute_embeddings(*, member: Member | int, model_name: str | None = None,
+                                actor: Any = None) -> RecomputeResult:
     """Embed every stored face of a member again with a model (the active one by default).
 
     For a model change: the stored landmarks are re-used (the face is the same), the new
@@ -589,7 +616,7 @@ def member_recompute_embeddings(*, member: Member | int, model_name: str | None 
             result.failed.append({"face_id": face.pk, "code": getattr(exc, "code", "file_missing"),
                                   "message": str(exc)})
     with transaction.atomic():
-        _lock_member(member_id)
+        locked = _lock_member(member_id)
         alive = set(FaceSample.objects.filter(member_id=member_id, pk__in=list(vectors))
                     .values_list("id", flat=True))
         for face_id in alive:
@@ -599,6 +626,9 @@ def member_recompute_embeddings(*, member: Member | int, model_name: str | None 
             )
         template = _template_rebuild(member_id, recognizer.model_name)
         _bump_gallery_version()
+        audit_record(action=AuditEntry.Action.RECOMPUTE, member_id=member_id, member_name=locked.display_name,
+                     actor=actor, changes={"model_name": recognizer.model_name, "embedded": len(alive),
+                                           "failed": [f["face_id"] for f in result.failed]})
     result.embedded = len(alive)
     result.template_count = template.count if template else 0
     return result
@@ -607,7 +637,8 @@ def member_recompute_embeddings(*, member: Member | int, model_name: str | None 
 # ------------------------------------------------------------------------------- uploads (admin)
 
 
-def member_upload_photos(*, member: Member | int, files: Iterable[Any], mode: str = "average") -> list[PhotoUpload]:
+def member_upload_photos(*, member: Member | int, files: Iterable[Any], mode: str = "average",
+                         actor: Any = None) -> list[PhotoUpload]:
     """Stage uploaded photos for a member and queue the engine work after the commit.
 
     The files are saved under generated names; ``members.tasks.process_uploads_task`` runs
@@ -619,22 +650,38 @@ def member_upload_photos(*, member: Member | int, files: Iterable[Any], mode: st
         raise InvalidInput(f"mode must be one of {MODES}, got {mode!r}.")
     member_id = _member_id(member)
     uploads = []
-    with transaction.atomic():
-        _lock_member(member_id)
-        for upload in files:
-            name = os.path.basename(str(getattr(upload, "name", "") or ""))[:255]
-            row = PhotoUpload(member_id=member_id, original_name=name, mode=mode)
-            if hasattr(upload, "seek"):
-                upload.seek(0)
-            data = upload.read(settings.FACESITE_MAX_UPLOAD_BYTES + 1)
-            ext = name.rsplit(".", 1)[-1] if "." in name else "bin"
-            row.file.save(f"upload.{ext}", ContentFile(data), save=False)
-            row.save()
-            uploads.append(row)
-        ids = [u.pk for u in uploads]
-        if ids:
-            transaction.on_commit(lambda: process_uploads_task.delay(ids))
+    staged: list[str] = []  # files written so far: removed if the request fails (a full disk)
+    try:
+        with transaction.atomic():
+            _lock_member(member_id)
+            for upload in files:
+                name = os.path.basename(str(getattr(upload, "name", "") or ""))[:255]
+                row = PhotoUpload(member_id=member_id, original_name=name, mode=mode,
+                                  uploaded_by=actor if getattr(actor, "is_authenticated", False) else None)
+                if hasattr(upload, "seek"):
+                    upload.seek(0)
+                data = upload.read(settings.FACESITE_MAX_UPLOAD_BYTES + 1)
+                ext = _staged_extension(data)  # from the content, never from the uploaded name
+                file_field = row.file.field
+                row.file = storage_save(file_field.storage, file_field.generate_filename(row, f"upload.{ext}"),
+                                        ContentFile(data), max_length=file_field.max_length)
+                staged.append(row.file.name)
+                row.save()
+                uploads.append(row)
+            ids = [u.pk for u in uploads]
+            if ids:
+                transaction.on_commit(lambda: process_uploads_task.delay(ids))
+    except Exception:
+        _delete_files(staged, PhotoUpload._meta.get_field("file").storage)
+        raise
     return uploads
+
+
+def _staged_extension(data: bytes) -> str:
+    try:
+        return _image_format(data)
+    except Exception:  # noqa: BLE001 - not an image: staged as .bin, the worker reports why
+        return "bin"
 
 
 def uploads_process(*, upload_ids: Sequence[int]) -> dict:
@@ -648,11 +695,11 @@ def uploads_process(*, upload_ids: Sequence[int]) -> dict:
         else:
             logger.info("Upload %s is gone or already claimed; skipped.", upload_id)
     summary = {"claimed": len(claimed), "added": 0, "failed": 0}
-    groups: dict[tuple[int, str], list[PhotoUpload]] = defaultdict(list)
+    groups: dict[tuple[int, str, int | None], list[PhotoUpload]] = defaultdict(list)
     for upload in claimed:
-        groups[(upload.member_id, upload.mode)].append(upload)
+        groups[(upload.member_id, upload.mode, upload.uploaded_by_id)].append(upload)
     storage = PhotoUpload._meta.get_field("file").storage
-    for (member_id, mode), uploads in groups.items():
+    for (member_id, mode, _uploader), uploads in groups.items():
         photos = []
         for upload in uploads:
             try:
@@ -662,7 +709,8 @@ def uploads_process(*, upload_ids: Sequence[int]) -> dict:
                 photos.append((upload.original_name, b""))
         outcomes: list[PhotoOutcome]
         try:
-            outcomes = member_add_faces(member=member_id, photos=photos, mode=mode).outcomes
+            outcomes = member_add_faces(member=member_id, photos=photos, mode=mode,
+                                        actor=uploads[0].uploaded_by).outcomes
         except EnrolmentFailed as exc:
             outcomes = exc.outcomes
         except MemberNotFound:
@@ -689,7 +737,7 @@ def uploads_process(*, upload_ids: Sequence[int]) -> dict:
 
 
 def folder_enroll(*, root: str | os.PathLike, on_existing: str = "skip",
-                  progress: Progress | None = None) -> FolderSummary:
+                  progress: Progress | None = None, actor: Any = None) -> FolderSummary:
     """Enrol one member per sub-folder of ``root`` (its name, underscores as spaces, is the
     display name; the folder name is the external id, so a second run finds the same members).
 
@@ -713,7 +761,7 @@ def folder_enroll(*, root: str | os.PathLike, on_existing: str = "skip",
                 progress(1)
             continue
         files = person_files(path)
-        _enroll_person(path, files, root, on_existing, summary, progress)
+        _enroll_person(path, files, root, on_existing, summary, progress, actor)
     logger.info("Folder %s enrolled: %s", root, {k: v for k, v in summary.as_dict().items()
                                                   if k != "skipped_files"})
     return summary
@@ -725,7 +773,7 @@ def person_files(folder: Path) -> list[Path]:
 
 
 def _enroll_person(folder: Path, files: list[Path], root: Path, on_existing: str,
-                   summary: FolderSummary, progress: Progress | None) -> None:
+                   summary: FolderSummary, progress: Progress | None, actor: Any = None) -> None:
     external_id = folder.name
     if not files:
         summary.skipped_files.append(SkippedFile(folder.name + "/", "empty_folder", "The folder has no files."))
@@ -742,7 +790,7 @@ def _enroll_person(folder: Path, files: list[Path], root: Path, on_existing: str
     try:
         if existing is None:
             result = member_create(display_name=folder.name.replace("_", " ").strip() or folder.name,
-                                   external_id=external_id, photos=files, progress=progress)
+                                   external_id=external_id, photos=files, progress=progress, actor=actor)
             summary.members_created += 1
         elif on_existing == "skip":
             summary.members_skipped += 1
@@ -750,7 +798,7 @@ def _enroll_person(folder: Path, files: list[Path], root: Path, on_existing: str
                 progress(len(files))
             return
         else:
-            result = member_add_faces(member=existing, photos=files, progress=progress,
+            result = member_add_faces(member=existing, photos=files, progress=progress, actor=actor,
                                       mode="average" if on_existing == "add" else "replace")
             summary.members_updated += 1
         outcomes = result.outcomes

@@ -27,10 +27,14 @@ def process_uploads_task(upload_ids: list[int]) -> dict:
 
 
 @shared_task(name="members.recompute_embeddings")
-def recompute_embeddings_task(member_id: int, model_name: str | None = None) -> dict:
-    """Re-embed a member's stored faces with a model (after a model change)."""
+def recompute_embeddings_task(member_id: int, model_name: str | None = None, actor_id: int | None = None) -> dict:
+    """Re-embed a member's stored faces with a model (after a model change); ``actor_id`` is the
+    user who asked, for the audit log."""
+    from django.contrib.auth import get_user_model
+
+    actor = get_user_model().objects.filter(pk=actor_id).first() if actor_id else None
     try:
-        result = services.member_recompute_embeddings(member=member_id, model_name=model_name)
+        result = services.member_recompute_embeddings(member=member_id, model_name=model_name, actor=actor)
     except MemberNotFound:
         logger.info("Member %s no longer exists; nothing to recompute.", member_id)
         return {"member_id": member_id, "skipped": "member_not_found"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, user_passes_test
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -16,6 +17,17 @@ from .forms import EnrolForm
 from .models import FaceSample, Member
 
 THUMB = 64
+
+
+def can_view_members(user) -> bool:
+    """Members' faces are personal data: staff, or users given members.view_member (the API's
+    rule), may see them; any other logged-in user gets 403."""
+    return user.is_staff or user.has_perm("members.view_member")
+
+
+def _require_view(request: HttpRequest) -> None:
+    if not can_view_members(request.user):
+        raise PermissionDenied("Your account may not see members.")
 
 
 def face_thumb(face: FaceSample, size: int = THUMB) -> dict:
@@ -32,6 +44,7 @@ def face_thumb(face: FaceSample, size: int = THUMB) -> dict:
 
 @login_required
 def member_list_view(request: HttpRequest) -> HttpResponse:
+    _require_view(request)
     search = (request.GET.get("q") or "").strip()
     members = list(selectors.member_list(search=search or None)[:200])
     first = {}
@@ -43,6 +56,7 @@ def member_list_view(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def member_detail(request: HttpRequest, member_id: int) -> HttpResponse:
+    _require_view(request)
     try:
         member = selectors.member_get(member_id=member_id)
     except MemberError:
@@ -54,6 +68,7 @@ def member_detail(request: HttpRequest, member_id: int) -> HttpResponse:
 
 @login_required
 def face_photo(request: HttpRequest, face_id: int) -> FileResponse:
+    _require_view(request)
     face = FaceSample.objects.filter(pk=face_id).first()
     if face is None:
         raise Http404("No such face.")
@@ -70,9 +85,10 @@ def member_enrol(request: HttpRequest) -> HttpResponse:
         try:
             with transaction.atomic():
                 member: Member = data["member"] or services.member_create(
-                    display_name=data["display_name"]).member
+                    display_name=data["display_name"], actor=request.user).member
                 uploads = services.member_upload_photos(member=member, files=data["photos"],
-                                                        mode=data["mode"] if data["member"] else "average")
+                                                        mode=data["mode"] if data["member"] else "average",
+                                                        actor=request.user)
         except MemberError as exc:
             form.add_error(None, exc.message)
         else:

@@ -40,6 +40,10 @@ class RecognitionJob(models.Model):
     error_message = models.TextField(blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     claimed_at = models.DateTimeField(null=True, blank=True)
+    # When the job's message was last sent to the broker, and how often it was re-sent because
+    # the message looked lost (a broker restarted without persistence): see jobs_requeue_stale.
+    queued_at = models.DateTimeField(null=True, blank=True)
+    requeues = models.PositiveSmallIntegerField(default=0)
     worker = models.CharField(max_length=255, blank=True, help_text="host:pid of the latest claim.")
     model_name = models.CharField(max_length=100, blank=True)
     # {"faces": [{"box", "score", "landmarks", "member_id", "member", "similarity"}, ...]}

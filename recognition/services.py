@@ -12,6 +12,14 @@ again), so ``job_run`` is idempotent:
 * every claim counts one attempt, and the result is written only if the row still carries that
   attempt number (a fencing token): a run that was given up on cannot overwrite a newer one;
 * after the last attempt a job that was interrupted again is failed with the reason.
+
+A message can also be lost outright: the broker restarted without persistence, or it was down
+when the job was created. ``jobs_requeue_stale`` (at worker start, from beat, ``manage.py
+requeue_jobs``) re-sends every job left queued, or claimed by a worker long gone, and after
+``FACESITE_JOB_MAX_REQUEUES`` re-sends fails it with the reason: no job stays queued for ever.
+
+A full disk while the photo is stored is ``UploadRejected`` with the code ``storage_full``
+(``facesite.disk_full``): the partial file is removed and no row is written.
 """
 from __future__ import annotations
 
@@ -29,6 +37,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from facesite.disk_full import StorageFull, storage_save
 from recognition.engine.errors import EngineError, ImageError, ImageTooLarge
 from recognition.engine.images import load_image
 from recognition.models import RecognitionJob
@@ -87,10 +96,9 @@ def job_create(*, user: Any, upload: Any) -> RecognitionJob:
 
     ``upload`` is a file object (a Django ``UploadedFile``) or bytes. Raises ``UploadRejected``
     (with the engine's code: ``unsupported_image_type``, ``image_too_large``, ``invalid_image``)
-    before anything is stored. The task is queued only once the row has committed.
+    before anything is stored, and ``storage_full`` when the disk is full (nothing is kept). The
+    task is queued only once the row has committed.
     """
-    from recognition.tasks import run_job
-
     name, data = _read_upload(upload)
     try:
         rgb = load_image(data, image_limits())
@@ -99,17 +107,103 @@ def job_create(*, user: Any, upload: Any) -> RecognitionJob:
         raise UploadRejected(f"{label}{exc}", code=exc.code) from None
     job = RecognitionJob(user=user if getattr(user, "pk", None) else None, original_name=name,
                          image_width=int(rgb.shape[1]), image_height=int(rgb.shape[0]))
-    job.photo.save(f"photo.{_image_format(data)}", ContentFile(data), save=False)
+    field = job.photo.field
+    try:
+        job.photo.name = storage_save(field.storage, field.generate_filename(job, f"photo.{_image_format(data)}"),
+                                      ContentFile(data), max_length=field.max_length)
+    except StorageFull as exc:
+        raise UploadRejected(exc.message, code=exc.code) from exc
     try:
         with transaction.atomic():
+            job.queued_at = timezone.now()
             job.save()
             job_id = job.pk
-            transaction.on_commit(lambda: run_job.delay(job_id))
+            transaction.on_commit(lambda: _send(job_id))
     except Exception:
         job.photo.storage.delete(job.photo.name)
         raise
     logger.info("Job %s queued (%s, %d bytes).", job.pk, name or "unnamed", len(data))
     return job
+
+
+def _send(job_id: int) -> bool:
+    """Queue ``run_job`` for a committed job. A broker that cannot be reached is logged, not
+    raised: the row is committed and ``jobs_requeue_stale`` sends it once the broker is back."""
+    from kombu.exceptions import OperationalError as BrokerError
+
+    from recognition.tasks import run_job
+
+    try:
+        run_job.delay(job_id)
+    except (BrokerError, ConnectionError) as exc:
+        logger.error("Job %s is stored but could not be queued (%s); the requeue sweep will send it.",
+                     job_id, exc)
+        return False
+    return True
+
+
+# ------------------------------------------------------------------------------- requeue
+
+
+@dataclass
+class RequeueReport:
+    """What one sweep did: job ids re-sent, failed (out of re-sends), and whether the broker
+    refused (the sweep then stops; the jobs stay as they were for the next sweep)."""
+
+    requeued: list[int]
+    failed: list[int]
+    broker_down: bool = False
+
+    def as_dict(self) -> dict:
+        return {"requeued": self.requeued, "failed": self.failed, "broker_down": self.broker_down}
+
+
+def _lost_message(requeues: int) -> str:
+    return (f"The job was never picked up: its queue message was lost (the queue server restarted or "
+            f"was unreachable), and it was sent again {requeues} time(s) without a worker taking it.")
+
+
+def jobs_requeue_stale(*, requeue_after: float | None = None, max_requeues: int | None = None,
+                       limit: int = 500) -> RequeueReport:
+    """Re-send jobs whose message looks lost; fail, with the reason, those re-sent too often.
+
+    A job looks lost when it is ``queued`` and was last sent over ``requeue_after`` seconds ago,
+    or ``running`` with a claim older than ``FACESITE_JOB_STALE_AFTER`` (its worker is gone and,
+    if the broker restarted, so is the unacknowledged message) and last sent that long ago too.
+    Each re-send is a conditional update on the ``requeues`` counter, so two sweeps running at
+    once send a job once; and a job whose message did exist is only delivered twice, which the
+    claim in ``job_run`` makes harmless. Safe to run at any time, as often as wanted.
+    """
+    now = timezone.now()
+    requeue_after = settings.FACESITE_JOB_REQUEUE_AFTER if requeue_after is None else requeue_after
+    max_requeues = settings.FACESITE_JOB_MAX_REQUEUES if max_requeues is None else max_requeues
+    sent_before = now - timedelta(seconds=requeue_after)
+    stale_before = now - timedelta(seconds=settings.FACESITE_JOB_STALE_AFTER)
+    not_sent_since = Q(queued_at__lt=sent_before) | Q(queued_at__isnull=True, created_at__lt=sent_before)
+    lost = Q(status=Status.QUEUED) | Q(status=Status.RUNNING, claimed_at__lt=stale_before)
+    candidates = (RecognitionJob.objects.filter(lost, not_sent_since)
+                  .order_by("created_at", "id").values_list("id", "requeues", "status")[:limit])
+    report = RequeueReport(requeued=[], failed=[])
+    for job_id, requeues, status in candidates:
+        row = RecognitionJob.objects.filter(pk=job_id, status=status, requeues=requeues)
+        if requeues >= max_requeues:
+            if row.update(status=Status.FAILED, error_code="lost", error_message=_lost_message(requeues),
+                          finished_at=now):
+                logger.warning("Job %s failed: %s", job_id, _lost_message(requeues))
+                report.failed.append(job_id)
+            continue
+        if not row.update(requeues=F("requeues") + 1, queued_at=now):
+            continue  # claimed, finished or re-sent by someone else meanwhile
+        if not _send(job_id):
+            # Undo this re-send so it is not counted against the job; try again next sweep.
+            RecognitionJob.objects.filter(pk=job_id, requeues=requeues + 1).update(
+                requeues=requeues, queued_at=now - timedelta(seconds=requeue_after))
+            report.broker_down = True
+            break
+        logger.warning("Job %s (%s) re-sent: its message looked lost (re-send %d of %d).", job_id, status,
+                       requeues + 1, max_requeues)
+        report.requeued.append(job_id)
+    return report
 
 
 # ------------------------------------------------------------------------------- run
@@ -275,10 +369,12 @@ def job_face_crop(*, job: RecognitionJob, face_index: int, margin: float = 0.6) 
     return buffer.getvalue()
 
 
-def job_face_enrol(*, job: RecognitionJob, face_index: int, member: Any, mode: str = "average") -> list:
-    """"This is ...": add a face of a job to a member, through the enrolment workers."""
+def job_face_enrol(*, job: RecognitionJob, face_index: int, member: Any, mode: str = "average",
+                   actor: Any = None) -> list:
+    """"This is ...": add a face of a job to a member, through the enrolment workers
+    (``actor``, the user who said so, goes to the members' audit log)."""
     from members import services as member_services
 
     crop = job_face_crop(job=job, face_index=face_index)
     upload = ContentFile(crop, name=f"job-{job.pk}-face-{face_index + 1}.jpg")
-    return member_services.member_upload_photos(member=member, files=[upload], mode=mode)
+    return member_services.member_upload_photos(member=member, files=[upload], mode=mode, actor=actor)

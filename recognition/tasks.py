@@ -2,12 +2,15 @@
 
 They run on the ``recognition`` queue (``CELERY_TASK_ROUTES``), on workers that load the engine
 once per process, at the first job. Time limits, acks_late and the serializer are set centrally.
+Lost messages (a broker restarted without persistence) are re-sent by the requeue sweep, run
+at worker start and by beat (CELERY_BEAT_SCHEDULE).
 """
 from __future__ import annotations
 
 import logging
 
 from celery import shared_task
+from celery.signals import worker_ready
 from django.conf import settings
 
 from . import services
@@ -26,3 +29,26 @@ def run_job(self, job_id: int) -> dict:
             raise self.retry(countdown=max(1.0, outcome.retry_in))
         logger.warning("Job %s still held by another worker; giving up looking.", job_id)
     return {"job_id": job_id, "state": outcome.state}
+
+
+@shared_task(name="recognition.tasks.requeue_stale_jobs")
+def requeue_stale_jobs() -> dict:
+    """Beat, every FACESITE_JOB_REQUEUE_INTERVAL s: re-send jobs whose message was lost."""
+    return services.jobs_requeue_stale().as_dict()
+
+
+@worker_ready.connect(dispatch_uid="recognition.tasks.requeue_at_worker_start")
+def requeue_at_worker_start(sender=None, **kwargs) -> None:
+    """A worker that starts (after a crash, a deploy, a broker restart that took every worker
+    down) sweeps once, so lost jobs do not wait for beat. A failure here must not stop the worker."""
+    try:
+        report = services.jobs_requeue_stale()
+    except Exception:  # noqa: BLE001 - the database may be down too; beat sweeps again later
+        logger.exception("The requeue sweep at worker start failed.")
+        return
+    finally:
+        from django.db import close_old_connections
+
+        close_old_connections()  # this runs in the parent; the pool children get their own
+    if report.requeued or report.failed:
+        logger.warning("Requeue sweep at worker start: %s", report.as_dict())

@@ -112,7 +112,7 @@ def job_face_enrol(request: HttpRequest, job_id: int, face_index: int) -> HttpRe
 
     try:
         member = member_get(member_id=int(request.POST.get("member", "")))
-        services.job_face_enrol(job=job, face_index=face_index, member=member)
+        services.job_face_enrol(job=job, face_index=face_index, member=member, actor=request.user)
     except (ValueError, MemberError, services.UploadRejected) as exc:
         messages.error(request, f"The face was not added: {exc}")
     else:

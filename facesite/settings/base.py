@@ -5,6 +5,8 @@ from pathlib import Path
 
 import dj_database_url
 
+from facesite.log import logging_config
+
 from .env import env_bool, env_float, env_int, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -29,7 +31,14 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every response, a redirect or a static file included, carries X-Request-ID, and
+    # every log line during the request its id (facesite.request_id, facesite.log).
+    "facesite.request_id.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files from STATIC_ROOT, right after SecurityMiddleware as whitenoise asks.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Database down / disk full -> 503 / 507 instead of a 500 (outside the session middleware).
+    "facesite.db_unavailable.DatabaseUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -61,8 +70,12 @@ TEMPLATES = [
 # mysql://user:password@host:3306/name for production (mysqlclient).
 DATABASES = {
     "default": dj_database_url.parse(
-        env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'facesite.sqlite3'}"),
+        # An empty value counts as unset (prod.py then says it is required).
+        env_str("DATABASE_URL", "") or f"sqlite:///{VAR_DIR / 'facesite.sqlite3'}",
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
+        # A persistent connection is tested before reuse: after a database restart the first
+        # request gets a fresh connection instead of an error (facesite.db_unavailable).
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.mysql":
@@ -132,6 +145,20 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 # so its worker is surely gone) and may be claimed again, at most FACESITE_JOB_MAX_ATTEMPTS times.
 FACESITE_JOB_MAX_ATTEMPTS = env_int("FACESITE_JOB_MAX_ATTEMPTS", 3)
 FACESITE_JOB_STALE_AFTER = env_int("FACESITE_JOB_STALE_AFTER", CELERY_TASK_TIME_LIMIT + 30)
+# --- faults: jobs whose message was lost (Redis restarted without persistence) ----------------
+# recognition.services.jobs_requeue_stale re-sends a job queued (or claimed, with a stale claim)
+# for longer than REQUEUE_AFTER seconds, at most MAX_REQUEUES times, then fails it with the
+# reason. It runs when a worker starts, from beat every REQUEUE_INTERVAL s, and as
+# `manage.py requeue_jobs`. Re-sending a job whose message still exists is harmless (the claim).
+FACESITE_JOB_REQUEUE_AFTER = env_int("FACESITE_JOB_REQUEUE_AFTER", FACESITE_JOB_STALE_AFTER)
+FACESITE_JOB_MAX_REQUEUES = env_int("FACESITE_JOB_MAX_REQUEUES", 3)
+CELERY_BEAT_SCHEDULE = {
+    "recognition-requeue-stale-jobs": {
+        "task": "recognition.tasks.requeue_stale_jobs",
+        "schedule": float(env_int("FACESITE_JOB_REQUEUE_INTERVAL", 60)),
+    },
+}
+# --- end faults
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -168,13 +195,16 @@ FACESITE_GALLERY = {
 # Shared test photos (LFW and samples); tests and benchmarks that need them skip when absent.
 FACESITE_TEST_DATA = Path(env_str("FACESITE_TEST_DATA", str(BASE_DIR.parent / "shared" / "faces")))
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("FACESITE_LOG_LEVEL", "INFO")},
-}
+# --- Logs and health (deploy) ---------------------------------------------------------------
+# One handler on stderr; LOG_FORMAT=plain (readable, the default here) or json (one object a
+# line, the default in prod), each line with its request / job / task / user id (facesite.log).
+LOG_FORMAT = env_str("LOG_FORMAT", "plain")
+LOGGING = logging_config(LOG_FORMAT, env_str("FACESITE_LOG_LEVEL", "INFO"))
+# GET /readyz (facesite.health): seconds to wait for the broker; whether to load the engine
+# (TensorFlow) into the web process to answer, instead of checking that its file is there.
+FACESITE_READINESS_TIMEOUT = env_float("FACESITE_READINESS_TIMEOUT", 2.0)
+FACESITE_READINESS_LOAD_ENGINE = env_bool("FACESITE_READINESS_LOAD_ENGINE", False)
+# --- end Logs and health
 
 # --- REST API -------------------------------------------------------------------------------
 # /api/v1/: token auth (accounts.ApiToken, hashed) or the session of the pages; every error is
@@ -227,3 +257,16 @@ if env_str("FACESITE_CACHE_URL", ""):
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
                           "LOCATION": env_str("FACESITE_CACHE_URL")}}
 # --- end REST API ---------------------------------------------------------------------------
+
+# --- Security: login throttling -------------------------------------------------------------
+# After LOGIN_THROTTLE_ATTEMPTS failed log-ins for one username, or LOGIN_THROTTLE_IP_ATTEMPTS
+# from one address, every log-in for it is refused for LOGIN_THROTTLE_WINDOW seconds (pages and
+# admin alike; accounts.login_throttle). The counts live in the cache: see FACESITE_CACHE_URL.
+AUTHENTICATION_BACKENDS = ["accounts.backends.ThrottledModelBackend"]
+LOGIN_THROTTLE_ATTEMPTS = env_int("LOGIN_THROTTLE_ATTEMPTS", 5)
+LOGIN_THROTTLE_IP_ATTEMPTS = env_int("LOGIN_THROTTLE_IP_ATTEMPTS", 20)
+LOGIN_THROTTLE_WINDOW = env_int("LOGIN_THROTTLE_WINDOW", 15 * 60)
+# Behind a reverse proxy every caller has the proxy's REMOTE_ADDR: set this to 1 there, and only
+# there, to count by the last X-Forwarded-For hop (the address the proxy saw).
+LOGIN_THROTTLE_TRUST_X_FORWARDED_FOR = env_bool("LOGIN_THROTTLE_TRUST_X_FORWARDED_FOR", False)
+# --- end Security

@@ -16,9 +16,6 @@ import pytest
 from tests.conftest import ROOT, require_file
 from tests.members.conftest import _own_media_root, fresh_gallery_cache  # noqa: F401  (fixtures)
 
-# Playwright's sync API runs an event loop in this thread; Django's ORM calls from the test are safe.
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-
 CHROMIUM = Path(os.environ.get("FACESITE_CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = ROOT / "artifacts"
 GROUP = "samples/face_recognition/examples/knn_examples/test/obama_and_biden.jpg"
@@ -26,6 +23,19 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
         "--disable-sync", "--no-first-run"]
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _allow_orm_beside_playwright():
+    # Playwright's sync API runs an event loop in this thread; Django's ORM calls from the test
+    # are safe. Set for this module only: it must not leak into the rest of the session.
+    saved = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    yield
+    if saved is None:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    else:
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = saved
 
 
 @pytest.fixture(scope="module")

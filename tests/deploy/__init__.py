@@ -1,0 +1,1 @@
+"""Production settings, health and readiness, structured logs (issue #7)."""

@@ -1,0 +1,87 @@
+"""Redis (the broker, without persistence) restarted while jobs wait on it: no job is lost.
+
+A private Redis is the broker; jobs are queued with no worker running, Redis is killed and
+started again (empty: the messages are gone), then a worker starts. Its start-up requeue sweep
+(recognition.tasks.requeue_at_worker_start) sends the lost jobs again and every one is done,
+exactly once; with no re-sends left, each is failed with the reason instead. Real engine, real
+photos, the test database on MySQL/MariaDB (a worker process cannot see SQLite's).
+"""
+from __future__ import annotations
+
+import pytest
+from django.conf import settings as django_settings
+
+from recognition.models import RecognitionJob
+from tests.faults.conftest import use_broker
+from tests.faults.stack import CeleryWorker, stack_env
+from tests.recognition.test_worker import (  # noqa: F401  (fixtures)
+    _database_url,
+    check_group_result,
+    engine_ready,
+    job_in,
+    obama,
+    upload_group,
+    wait_for,
+)
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.mysql]
+JOBS = 3
+
+
+@pytest.fixture
+def broker(redis_server):
+    restore = use_broker(redis_server.url(0))
+    yield redis_server
+    restore()
+
+
+@pytest.fixture
+def start_worker(broker, engine_ready, media_root, tmp_path):
+    database_url = _database_url()
+    workers: list[CeleryWorker] = []
+
+    def start(**extra: str) -> CeleryWorker:
+        env = stack_env(database_url=database_url, broker_url=broker.url(0), media_root=media_root,
+                        FACESITE_MODEL_DIR=str(django_settings.FACESITE_MODEL_DIR), FACESITE_TF_THREADS="1",
+                        **extra)
+        worker = CeleryWorker(env, tmp_path / f"worker-{len(workers) + 1}.log")
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()
+
+
+def queue_then_lose_messages(broker) -> list[int]:
+    ids = [upload_group().pk for _ in range(JOBS)]
+    client = broker.client(0)
+    assert client.llen("recognition") == JOBS  # queued on the broker, nobody consumes them
+    broker.restart()  # SIGKILL + a fresh, empty Redis on the same port
+    assert broker.starts == 2 and broker.client(0).llen("recognition") == 0
+    assert list(RecognitionJob.objects.filter(pk__in=ids).values_list("status", flat=True)) == ["queued"] * JOBS
+    return ids
+
+
+def test_jobs_lost_with_a_redis_restart_are_sent_again_and_done_once(start_worker, broker, obama):
+    ids = queue_then_lose_messages(broker)
+    worker = start_worker(FACESITE_JOB_REQUEUE_AFTER="0")
+    jobs = [wait_for(lambda pk=pk: job_in(pk, "done", "failed"), 300, f"job {pk}", worker) for pk in ids]
+    for job in jobs:
+        check_group_result(job, obama)
+        assert (job.attempts, job.requeues) == (1, 1)
+    log = worker.text()
+    assert "re-sent: its message looked lost" in log
+    assert log.count("'state': 'done'") == JOBS  # each job ran to the end once, no duplicate result
+    assert broker.client(0).llen("recognition") == 0
+
+
+def test_jobs_lost_too_often_are_failed_with_the_reason(start_worker, broker, engine_ready):
+    ids = queue_then_lose_messages(broker)
+    RecognitionJob.objects.filter(pk__in=ids).update(requeues=2)  # two earlier re-sends were lost too
+    worker = start_worker(FACESITE_JOB_REQUEUE_AFTER="0", FACESITE_JOB_MAX_REQUEUES="2")
+    jobs = [wait_for(lambda pk=pk: job_in(pk, "done", "failed"), 120, f"job {pk}", worker) for pk in ids]
+    for job in jobs:
+        assert job.status == "failed" and job.error_code == "lost", (job.status, job.error_code)
+        assert "queue message was lost" in job.error_message and job.result is None
+    assert RecognitionJob.objects.filter(status__in=["queued", "running"]).count() == 0
