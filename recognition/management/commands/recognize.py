@@ -24,11 +24,14 @@ class Command(BaseCommand):
                             help="Similarity needed to name a face (default: "
                                  "FACESITE_IDENTIFICATION_THRESHOLD, else the model's calibrated "
                                  "1:N threshold).")
+        parser.add_argument("--model", default=None,
+                            help="Model name (default: the configured FACESITE_MODEL); members "
+                                 "are matched only against their embeddings for this model.")
 
     def handle(self, *args, **options) -> None:
         try:
-            spec = active_model_spec()
-            recognizer = get_recognizer()
+            spec = active_model_spec(options["model"])
+            recognizer = get_recognizer(options["model"])
         except EngineError as exc:
             raise CommandError(str(exc)) from exc
         from members.selectors import gallery_for_model, identification_threshold, member_names

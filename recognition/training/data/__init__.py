@@ -1,0 +1,1 @@
+"""Training data: identity folders, insightface RecordIO packs, TFRecord, and the tf.data pipeline."""
