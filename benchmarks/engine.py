@@ -5,8 +5,9 @@ other in the same run, on the sample photos resized to 640 px on the long side:
 
   facesite          our MTCNN (package weights on TFLite) + ArcFace alignment + the default model,
                     with the default detector settings (DetectorConfig())
-  facesite-min20    the same with the package's pyramid (min_face_size=20): the same faces as
-                    the package, box for box, at the cost of P-Net on two more, bigger levels
+  facesite-all-levels  the same with every level of the package's pyramid (skip_finest_levels=0):
+                    faces down to 20 px, box for box the package's, at the cost of P-Net on the
+                    two biggest levels
   facesite-tf       the default detector as tf.function graphs (what a GPU worker runs)
   mtcnn-package     PyPI mtcnn 1.0.0's own detect_faces + the same alignment and model
   face_recognition  dlib HOG detector + dlib ResNet embeddings (requirements-bench.txt), if installed
@@ -33,7 +34,7 @@ from benchmarks.common import (  # noqa: E402
     median_ms, peak_rss_mb, print_table, resize_long_side, sample_photos, write_json,
 )
 
-SYSTEMS = ("facesite", "facesite-min20", "facesite-tf", "mtcnn-package", "face_recognition")
+SYSTEMS = ("facesite", "facesite-all-levels", "facesite-tf", "mtcnn-package", "face_recognition")
 
 
 def _load_photos(limit: int, size: int) -> list[tuple[str, np.ndarray]]:
@@ -47,7 +48,7 @@ def _model_dir() -> Path:
 
 
 class FacesitePipeline:
-    def __init__(self, backend: str, package_detector: bool = False, min_face_size: int | None = None) -> None:
+    def __init__(self, backend: str, package_detector: bool = False, skip_finest_levels: int | None = None) -> None:
         from recognition.engine.align import align_face
         from recognition.engine.detection import DetectorConfig, FaceDetector
         from recognition.engine.embedders.registry import DEFAULT_MODEL, build_embedder
@@ -67,8 +68,8 @@ class FacesitePipeline:
             self.detect = detect
         else:
             config = DetectorConfig(backend=backend, cache_dir=_model_dir() / "mtcnn")
-            if min_face_size is not None:
-                config = replace(config, min_face_size=min_face_size)
+            if skip_finest_levels is not None:
+                config = replace(config, skip_finest_levels=skip_finest_levels)
             detector = FaceDetector(config)
             self.detect = lambda rgb: [(f.box, f.landmarks) for f in detector.detect(rgb)]
 
@@ -110,7 +111,7 @@ def run_child(system: str, limit: int, size: int, repeat: int) -> dict:
     else:
         pipeline = FacesitePipeline("tf" if system == "facesite-tf" else "tflite",
                                     package_detector=system == "mtcnn-package",
-                                    min_face_size=20 if system == "facesite-min20" else None)
+                                    skip_finest_levels=0 if system == "facesite-all-levels" else None)
     pipeline.run(photos[0][1])  # warm-up: graph building, XNNPACK delegate set-up
     per_stage = {key: [] for key in ("detect", "align", "embed", "total")}
     per_face = {key: [] for key in ("detect", "align", "embed", "total")}
