@@ -131,14 +131,18 @@ def test_other_embedding_sizes_build_and_train():
     y = np.random.default_rng(1).normal(size=(4, 128)).astype(np.float32)
     model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
     before = [w.numpy().copy() for w in model.trainable_weights]
-    moving_before = model.get_layer("embedding_bn").moving_mean.numpy().copy()
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    moving_before = [layer.moving_mean.numpy().copy() for layer in norms]
     model.fit(x, y, epochs=1, batch_size=4, verbose=0)
     # Every kernel, PReLU slope and BN scale learns. (A BN shift feeding straight into the next
     # BN barely does: that BN removes the batch mean, so its gradient is ~0, as expected.)
     stuck = [w.path for b, w in zip(before, model.trainable_weights)
              if w.path.rsplit("/", 1)[-1] in ("kernel", "alpha", "gamma") and np.allclose(b, w.numpy())]
     assert not stuck, f"weights without a gradient: {stuck}"
-    assert not np.allclose(moving_before, model.get_layer("embedding_bn").moving_mean.numpy())
+    # Batch statistics flow into the moving averages. (Not every layer's: one fed by another BN
+    # sees a batch mean of ~1e-9, which no tolerance tells from zero.)
+    moved = [not np.allclose(b, layer.moving_mean.numpy()) for b, layer in zip(moving_before, norms)]
+    assert sum(moved) > len(norms) // 2, f"{sum(moved)} of {len(norms)} BN layers updated their moving mean"
 
 
 def test_input_size_must_be_a_multiple_of_16():
