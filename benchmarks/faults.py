@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import print_table, test_data_dir, write_json  # noqa: E402
 from tests.faults.servers import ServerUnavailable, free_port, private_mariadb, private_redis  # noqa: E402
-from tests.faults.stack import CeleryWorker, WebServer, create_user, manage, request, stack_env  # noqa: E402
+from tests.stack import CeleryWorker, WebServer, create_user, manage, request, stack_env  # noqa: E402
 
 GROUP = "samples/face_recognition/examples/knn_examples/test/obama_and_biden.jpg"  # 3 faces
 BIG = "samples/face_recognition/examples/obama-480p.jpg"  # 103 kB

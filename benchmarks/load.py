@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import median_ms, percentile_ms, print_table, sample_photos, write_json  # noqa: E402
 from tests.faults.servers import free_port, private_redis  # noqa: E402
-from tests.faults.stack import CeleryWorker, WebServer, create_user, manage, request, stack_env  # noqa: E402
+from tests.stack import CeleryWorker, WebServer, create_user, manage, request, stack_env  # noqa: E402
 
 POLL_SECONDS = 0.1
 JOB_TIMEOUT = 300.0

@@ -47,6 +47,57 @@ def eager_celery():
     app.conf.task_always_eager, app.conf.task_eager_propagates = saved
 
 
+def use_broker(url: str):
+    """Send tasks to ``url`` instead of running them eagerly; returns a function that undoes it."""
+    from facesite.celery import app
+
+    saved = {key: app.conf[key] for key in ("broker_url", "task_always_eager")}
+    app.conf.update(broker_url=url, task_always_eager=False)
+    app._pool = None
+    app.amqp._producer_pool = None
+
+    def restore() -> None:
+        app.conf.update(saved)
+        app._pool = None
+        app.amqp._producer_pool = None
+
+    return restore
+
+
+def worker_database_url() -> str:
+    """The test database as a URL for a worker subprocess; skips on SQLite, which a second
+    process cannot see."""
+    from urllib.parse import quote
+
+    from django.db import connection
+
+    if connection.vendor != "mysql":
+        pytest.skip("the worker tests need MySQL/MariaDB (DATABASE_URL=mysql://...): a worker process "
+                    "cannot see the test's SQLite database")
+    db = connection.settings_dict
+    auth = quote(db["USER"] or "root")
+    if db.get("PASSWORD"):
+        auth += ":" + quote(db["PASSWORD"])
+    return f"mysql://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 3306}/{db['NAME']}"
+
+
+def lfw_subset(tmp_path: Path, per_class_per_fold: int = 3) -> Path:
+    """A 10-fold LFW pairs file with the first few same/different pairs of each real fold."""
+    lfw = require_file("lfw/pairs.txt").parent
+    header, *body = (lfw / "pairs.txt").read_text().splitlines()
+    folds, per_fold = (int(v) for v in header.split())
+    picked = []
+    for fold in range(folds):
+        start = fold * 2 * per_fold
+        picked += body[start : start + per_class_per_fold]
+        picked += body[start + per_fold : start + per_fold + per_class_per_fold]
+    subset = tmp_path / "lfw"
+    subset.mkdir()
+    (subset / "lfw-deepfunneled").symlink_to(lfw / "lfw-deepfunneled")
+    (subset / "pairs.txt").write_text(f"{folds}\t{per_class_per_fold}\n" + "\n".join(picked) + "\n")
+    return subset
+
+
 @pytest.fixture(scope="session")
 def faces_dir() -> Path:
     path = test_data_dir()

@@ -10,13 +10,11 @@ import subprocess
 import sys
 import time
 import uuid
-from urllib.parse import quote
 
 import pytest
-from django.db import connection
 
 from facesite.log import request_id_var
-from tests.conftest import ROOT
+from tests.conftest import ROOT, worker_database_url
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.mysql]
 
@@ -40,18 +38,10 @@ def redis_db():
     client.flushdb()
 
 
-def _database_url() -> str:
-    if connection.vendor != "mysql":
-        pytest.skip("needs MySQL/MariaDB (DATABASE_URL=mysql://...): a worker cannot see the test's SQLite")
-    db = connection.settings_dict
-    auth = quote(db["USER"] or "root") + (":" + quote(db["PASSWORD"]) if db.get("PASSWORD") else "")
-    return f"mysql://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 3306}/{db['NAME']}"
-
-
 def test_worker_lines_are_json_with_the_job_id(redis_db, tmp_path):
     from celery import Celery
 
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "facesite.settings.test", "DATABASE_URL": _database_url(),
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "facesite.settings.test", "DATABASE_URL": worker_database_url(),
            "CELERY_BROKER_URL": BROKER_URL, "LOG_FORMAT": "json", "FACESITE_LOG_LEVEL": "INFO"}
     env.pop("CELERY_TASK_ALWAYS_EAGER", None)
     log = tmp_path / "worker.log"

@@ -43,23 +43,6 @@ def redis_server():
         pytest.skip(f"no private Redis: {exc}")
 
 
-def use_broker(url: str):
-    """Send tasks to ``url`` instead of running them eagerly; returns a function that undoes it."""
-    from facesite.celery import app
-
-    saved = {key: app.conf[key] for key in ("broker_url", "task_always_eager")}
-    app.conf.update(broker_url=url, task_always_eager=False)
-    app._pool = None
-    app.amqp._producer_pool = None
-
-    def restore() -> None:
-        app.conf.update(saved)
-        app._pool = None
-        app.amqp._producer_pool = None
-
-    return restore
-
-
 @pytest.fixture
 def full_disk(tmp_path, settings) -> Path:
     """MEDIA_ROOT on a real 64 kB tmpfs (we run as root in CI), unmounted at the end."""

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from tests.faults.servers import free_port
-from tests.faults.stack import WebServer, create_user, manage, request, stack_env
+from tests.stack import WebServer, create_user, manage, request, stack_env
 
 pytestmark = [pytest.mark.slow]
 

@@ -9,17 +9,15 @@ photos, the test database on MySQL/MariaDB (a worker process cannot see SQLite's
 from __future__ import annotations
 
 import pytest
-from django.conf import settings as django_settings
 
 from recognition.models import RecognitionJob
-from tests.faults.conftest import use_broker
-from tests.faults.stack import CeleryWorker, stack_env
+from tests.conftest import use_broker
 from tests.recognition.test_worker import (  # noqa: F401  (fixtures)
-    _database_url,
     check_group_result,
     engine_ready,
     job_in,
     obama,
+    start_worker,
     upload_group,
     wait_for,
 )
@@ -33,24 +31,6 @@ def broker(redis_server):
     restore = use_broker(redis_server.url(0))
     yield redis_server
     restore()
-
-
-@pytest.fixture
-def start_worker(broker, engine_ready, media_root, tmp_path):
-    database_url = _database_url()
-    workers: list[CeleryWorker] = []
-
-    def start(**extra: str) -> CeleryWorker:
-        env = stack_env(database_url=database_url, broker_url=broker.url(0), media_root=media_root,
-                        FACESITE_MODEL_DIR=str(django_settings.FACESITE_MODEL_DIR), FACESITE_TF_THREADS="1",
-                        **extra)
-        worker = CeleryWorker(env, tmp_path / f"worker-{len(workers) + 1}.log")
-        workers.append(worker)
-        return worker
-
-    yield start
-    for worker in workers:
-        worker.stop()
 
 
 def queue_then_lose_messages(broker) -> list[int]:

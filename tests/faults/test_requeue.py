@@ -17,7 +17,7 @@ from django.utils import timezone
 from recognition.models import RecognitionJob
 from recognition.services import job_create, jobs_requeue_stale
 from tests.conftest import require_file
-from tests.faults.conftest import use_broker
+from tests.conftest import use_broker
 from tests.faults.servers import free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)  # on_commit must fire: the send is after it

@@ -7,7 +7,7 @@ import json
 import pytest
 from django.core.management import CommandError, call_command
 
-from tests.conftest import model_dir, require_file
+from tests.conftest import lfw_subset, model_dir, require_file
 
 FR = "samples/face_recognition/examples"
 
@@ -63,27 +63,9 @@ def test_recognize_fails_when_no_image_is_readable(tmp_path):
         call_command("recognize", str(junk), stdout=io.StringIO())
 
 
-def _lfw_subset(tmp_path, per_class_per_fold: int = 3):
-    """A 10-fold LFW pairs file with the first few same/different pairs of each real fold."""
-    lfw = require_file("lfw/pairs.txt").parent
-    lines = (lfw / "pairs.txt").read_text().splitlines()
-    folds, per_fold = (int(v) for v in lines[0].split())
-    body = lines[1:]
-    picked = []
-    for fold in range(folds):
-        start = fold * 2 * per_fold
-        picked += body[start : start + per_class_per_fold]
-        picked += body[start + per_fold : start + per_fold + per_class_per_fold]
-    subset = tmp_path / "lfw"
-    subset.mkdir()
-    (subset / "lfw-deepfunneled").symlink_to(lfw / "lfw-deepfunneled")
-    (subset / "pairs.txt").write_text(f"{folds}\t{per_class_per_fold}\n" + "\n".join(picked) + "\n")
-    return subset
-
-
 @pytest.mark.slow
 def test_evaluate_on_a_real_lfw_subset(tmp_path):
-    data = _lfw_subset(tmp_path)
+    data = lfw_subset(tmp_path)
     report = tmp_path / "report.json"
     out = io.StringIO()
     call_command("evaluate", "--benchmark", "lfw", "--data", str(data), "--flip",

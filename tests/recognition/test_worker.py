@@ -9,19 +9,15 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
-import uuid
-from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from django.conf import settings as django_settings
-from django.db import connection
 
 from recognition.models import RecognitionJob
-from tests.conftest import ROOT, require_file
+from tests.conftest import require_file, use_broker, worker_database_url
 from tests.members.conftest import _own_media_root, fresh_gallery_cache  # noqa: F401  (fixtures)
+from tests.stack import CeleryWorker, stack_env
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.mysql]
 
@@ -58,25 +54,9 @@ def broker(redis_db):
     """This test process sends to Redis instead of running tasks eagerly."""
     from facesite.celery import app
 
-    saved = {key: app.conf[key] for key in ("broker_url", "task_always_eager")}
-    app.conf.update(broker_url=BROKER_URL, task_always_eager=False)
-    app._pool = None
-    app.amqp._producer_pool = None
+    restore = use_broker(BROKER_URL)
     yield app
-    app.conf.update(saved)
-    app._pool = None
-    app.amqp._producer_pool = None
-
-
-def _database_url() -> str:
-    if connection.vendor != "mysql":
-        pytest.skip("the worker tests need MySQL/MariaDB (DATABASE_URL=mysql://...): a worker process "
-                    "cannot see the test's SQLite database")
-    db = connection.settings_dict
-    auth = quote(db["USER"] or "root")
-    if db.get("PASSWORD"):
-        auth += ":" + quote(db["PASSWORD"])
-    return f"mysql://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 3306}/{db['NAME']}"
+    restore()
 
 
 @pytest.fixture
@@ -89,48 +69,19 @@ def engine_ready():
         pytest.skip(f"The default model is not in {django_settings.FACESITE_MODEL_DIR}: run `manage.py fetch_models`")
 
 
-class Worker:
-    def __init__(self, env: dict, log: Path) -> None:
-        self.log = log
-        self.handle = open(log, "ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "facesite", "worker", "-Q", "recognition", "-c", "1",
-             "--pool", "prefork", "-n", f"test-{uuid.uuid4().hex[:8]}@%h", "--without-gossip",
-             "--without-mingle", "--without-heartbeat", "-l", "INFO"],
-            cwd=ROOT, env=env, stdout=self.handle, stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: SIGKILL reaches the pool children too
-        )
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self.handle.close()
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
 @pytest.fixture
 def start_worker(broker, engine_ready, media_root, tmp_path):
-    database_url = _database_url()
-    workers: list[Worker] = []
+    """Starts workers on the broker this process sends to (a module may override ``broker``)."""
+    from facesite.celery import app
 
-    def start(**extra: str) -> Worker:
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "facesite.settings.test", "DATABASE_URL": database_url,
-               "CELERY_BROKER_URL": BROKER_URL, "FACESITE_MEDIA_ROOT": str(media_root),
-               "FACESITE_MODEL_DIR": str(django_settings.FACESITE_MODEL_DIR),
-               "FACESITE_TF_THREADS": "1", "FACESITE_LOG_LEVEL": "INFO", **extra}
-        env.pop("CELERY_TASK_ALWAYS_EAGER", None)
-        worker = Worker(env, tmp_path / f"worker-{len(workers) + 1}.log")
+    database_url = worker_database_url()
+    workers: list[CeleryWorker] = []
+
+    def start(**extra: str) -> CeleryWorker:
+        env = stack_env(database_url=database_url, broker_url=app.conf.broker_url, media_root=media_root,
+                        FACESITE_MODEL_DIR=str(django_settings.FACESITE_MODEL_DIR), FACESITE_TF_THREADS="1",
+                        **extra)
+        worker = CeleryWorker(env, tmp_path / f"worker-{len(workers) + 1}.log")
         workers.append(worker)
         return worker
 
@@ -139,7 +90,7 @@ def start_worker(broker, engine_ready, media_root, tmp_path):
         worker.stop()
 
 
-def wait_for(predicate, timeout: float, what: str, worker: Worker | None = None):
+def wait_for(predicate, timeout: float, what: str, worker: CeleryWorker | None = None):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()

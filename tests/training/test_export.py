@@ -15,7 +15,7 @@ from django.core.management import CommandError, call_command
 from recognition.engine.embedders.base import InputConvention
 from recognition.engine.embedders.registry import DEFAULT_MODEL, build_embedder, load_model_spec
 from recognition.engine.errors import ModelError
-from tests.conftest import model_dir, require_file
+from tests.conftest import lfw_subset, model_dir, require_file
 
 FR = "samples/face_recognition/examples"
 
@@ -300,29 +300,12 @@ def test_enrol_and_recognize_with_the_exported_default(settings, media_root, exp
     assert [f["member"] for f in faces] == ["Joe Biden", "Barack Obama", None]
 
 
-def _lfw_subset(tmp_path, per_class_per_fold: int = 3):
-    """A 10-fold pairs file with the first few same/different pairs of each real LFW fold."""
-    lfw = require_file("lfw/pairs.txt").parent
-    header, *body = (lfw / "pairs.txt").read_text().splitlines()
-    folds, per_fold = (int(v) for v in header.split())
-    picked = []
-    for fold in range(folds):
-        start = fold * 2 * per_fold
-        picked += body[start : start + per_class_per_fold]
-        picked += body[start + per_fold : start + per_fold + per_class_per_fold]
-    subset = tmp_path / "lfw"
-    subset.mkdir()
-    (subset / "lfw-deepfunneled").symlink_to(lfw / "lfw-deepfunneled")
-    (subset / "pairs.txt").write_text(f"{folds}\t{per_class_per_fold}\n" + "\n".join(picked) + "\n")
-    return subset
-
-
 @pytest.mark.slow
 def test_evaluate_gives_the_default_models_result_and_measure_lfw_stores_it(
         settings, models, tmp_path, default_embedder, fresh_engine):
     # --measure-lfw measures as the engine serves (FACESITE_FLIP); evaluate below runs unflipped.
     settings.FACESITE_ENGINE = {**settings.FACESITE_ENGINE, "FLIP": False}
-    data = _lfw_subset(tmp_path)
+    data = lfw_subset(tmp_path)
     results = {}
     for model in ("mobilefacenet", "mobilefacenet-measured"):
         if model != "mobilefacenet":

@@ -1,6 +1,7 @@
 """A production-like stack in subprocesses: the web server, Celery workers, manage.py commands,
-and a small HTTP client (stdlib only). Used by the fault tests and by benchmarks/faults.py and
-benchmarks/load.py, so a scripted check and its test run the very same processes.
+and a small HTTP client (stdlib only). Used by the worker and fault tests and by
+benchmarks/faults.py and benchmarks/load.py, so a scripted check and its test run the very same
+processes.
 
 The web server is gunicorn when installed next to this Python (sync workers, persistent
 database connections, as in production), else ``manage.py runserver --noreload``.
@@ -19,7 +20,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def stack_env(*, database_url: str, broker_url: str = "", media_root: Path, settings: str = "facesite.settings.test",
