@@ -1,9 +1,10 @@
 """A full disk (or an exhausted quota) while an upload is stored: a clear error, nothing half-written.
 
 Django's ``FileSystemStorage._save`` creates the final file and writes into it chunk by chunk;
-when the disk fills up midway the truncated file is left behind. ``storage_save`` fixes the name
-before writing, so on ENOSPC/EDQUOT it can remove exactly that partial file, and raises
-``StorageFull`` (a stable code the API answers with 507, pages with a form error).
+when the disk fills up midway the truncated file is left behind. ``DiskFullSafeStorage`` (the
+project's default storage, so every FileField save goes through it) removes exactly that partial
+file on ENOSPC/EDQUOT and raises ``StorageFull`` (a stable code the API answers with 507, pages
+with a form error).
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import errno
 import logging
 from typing import Any
 
-from django.core.files.storage import Storage
+from django.core.files.storage import FileSystemStorage
 
 logger = logging.getLogger(__name__)
 
@@ -44,26 +45,25 @@ def is_disk_full(exc: BaseException) -> bool:
     return False
 
 
-def storage_save(storage: Storage, name: str, content: Any, *, max_length: int | None = None) -> str:
-    """``storage.save`` that, when the disk is full, deletes the partial file and raises StorageFull.
+class DiskFullSafeStorage(FileSystemStorage):
+    """``FileSystemStorage`` that, when the disk is full, deletes the partial file and raises
+    StorageFull; other OSErrors propagate unchanged."""
 
-    ``name`` should already be unique (the upload paths are random), so the name fixed here is
-    the one ``save`` writes to; other OSErrors propagate unchanged.
-    """
-    name = storage.get_available_name(name, max_length=max_length)
-    try:
-        return storage.save(name, content, max_length=max_length)
-    except OSError as exc:
-        if exc.errno not in DISK_FULL_ERRNOS:
-            raise
-        _remove_partial(storage, name)
-        logger.error("Storage full while saving %s: %s", name, exc)
-        raise StorageFull() from exc
+    def _save(self, name: str, content: Any) -> str:
+        # ``save`` has already made ``name`` available, so it is the file being written (the
+        # upload paths are random: a clash that would make the parent pick another is moot).
+        try:
+            return super()._save(name, content)
+        except OSError as exc:
+            if exc.errno not in DISK_FULL_ERRNOS:
+                raise
+            self._remove_partial(name)
+            logger.error("Storage full while saving %s: %s", name, exc)
+            raise StorageFull() from exc
 
-
-def _remove_partial(storage: Storage, name: str) -> None:
-    try:
-        if storage.exists(name):
-            storage.delete(name)
-    except OSError:
-        logger.warning("Could not remove the partial file %s", name, exc_info=True)
+    def _remove_partial(self, name: str) -> None:
+        try:
+            if self.exists(name):
+                self.delete(name)
+        except OSError:
+            logger.warning("Could not remove the partial file %s", name, exc_info=True)

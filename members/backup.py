@@ -37,7 +37,6 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
 
-from facesite.disk_full import storage_save
 
 from .audit import audit_record
 from .errors import MemberError
@@ -369,8 +368,8 @@ def gallery_import(*, source: str | os.PathLike | IO[bytes], actor: Any = None,
                 # A generated name under MEDIA_ROOT: the archive's names are never used as paths.
                 name = field_.generate_filename(None, f"photo.{checked.photo_ext[face['uuid']]}")
                 # A full disk: the partial file is removed and StorageFull raised (facesite.disk_full).
-                stored[face["uuid"]] = storage_save(field_.storage, name, ContentFile(archive.read(face["photo"])),
-                                                    max_length=field_.max_length)
+                stored[face["uuid"]] = field_.storage.save(name, ContentFile(archive.read(face["photo"])),
+                                                           max_length=field_.max_length)
         touched: list[int] = []
         with transaction.atomic():
             for entry in manifest["members"]:

@@ -31,7 +31,6 @@ from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from facesite.disk_full import storage_save
 from recognition.engine.errors import EngineError, ImageError, ImageTooLarge
 from recognition.engine.index import normalize_rows
 
@@ -270,7 +269,7 @@ def _store_files(prepared: list[_Prepared]) -> list[str]:
         for item in prepared:
             name = field_.generate_filename(None, f"photo.{item.ext}")
             # A full disk: the partial file is removed and StorageFull raised (facesite.disk_full).
-            names.append(storage_save(field_.storage, name, ContentFile(item.data), max_length=field_.max_length))
+            names.append(field_.storage.save(name, ContentFile(item.data), max_length=field_.max_length))
     except Exception:
         _delete_files(names)
         raise
@@ -662,9 +661,7 @@ def member_upload_photos(*, member: Member | int, files: Iterable[Any], mode: st
                     upload.seek(0)
                 data = upload.read(settings.FACESITE_MAX_UPLOAD_BYTES + 1)
                 ext = _staged_extension(data)  # from the content, never from the uploaded name
-                file_field = row.file.field
-                row.file = storage_save(file_field.storage, file_field.generate_filename(row, f"upload.{ext}"),
-                                        ContentFile(data), max_length=file_field.max_length)
+                row.file.save(f"upload.{ext}", ContentFile(data), save=False)
                 staged.append(row.file.name)
                 row.save()
                 uploads.append(row)

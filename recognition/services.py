@@ -37,7 +37,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from facesite.disk_full import StorageFull, storage_save
+from facesite.disk_full import StorageFull
 from recognition.engine.errors import EngineError, ImageError, ImageTooLarge
 from recognition.engine.images import load_image
 from recognition.models import RecognitionJob
@@ -107,10 +107,9 @@ def job_create(*, user: Any, upload: Any) -> RecognitionJob:
         raise UploadRejected(f"{label}{exc}", code=exc.code) from None
     job = RecognitionJob(user=user if getattr(user, "pk", None) else None, original_name=name,
                          image_width=int(rgb.shape[1]), image_height=int(rgb.shape[0]))
-    field = job.photo.field
     try:
-        job.photo.name = storage_save(field.storage, field.generate_filename(job, f"photo.{_image_format(data)}"),
-                                      ContentFile(data), max_length=field.max_length)
+        # A full disk: the partial file is removed and StorageFull raised (facesite.disk_full).
+        job.photo.save(f"photo.{_image_format(data)}", ContentFile(data), save=False)
     except StorageFull as exc:
         raise UploadRejected(exc.message, code=exc.code) from exc
     try:

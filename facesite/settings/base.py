@@ -101,6 +101,11 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
+# Uploads: a full disk leaves no partial file and raises StorageFull (facesite.disk_full).
+STORAGES = {
+    "default": {"BACKEND": "facesite.disk_full.DiskFullSafeStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env_str("FACESITE_MEDIA_ROOT", str(VAR_DIR / "media")))
 

@@ -69,7 +69,7 @@ SESSION_COOKIE_HTTPONLY = True
 # whitenoise from the web process, compressed, with hashed names cached for ever.
 STATIC_ROOT = Path(env_str("DJANGO_STATIC_ROOT", str(STATIC_ROOT)))
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": {"BACKEND": "facesite.disk_full.DiskFullSafeStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 

@@ -11,7 +11,7 @@ from django.core.files.storage import default_storage
 from rest_framework.test import APIClient
 
 from accounts.services import token_create
-from facesite.disk_full import StorageFull, storage_save
+from facesite.disk_full import StorageFull
 from members.models import FaceSample, Member, PhotoUpload
 from recognition.models import RecognitionJob
 from tests.conftest import require_file
@@ -23,19 +23,19 @@ BIG = "samples/face_recognition/examples/obama-480p.jpg"  # 103 kB: does not fit
 SMALL = "lfw/lfw-deepfunneled/Sandy_Smith/Sandy_Smith_0001.jpg"  # 9 kB: fits
 
 
-def test_storage_save_removes_the_partial_file(full_disk):
+def test_the_storage_removes_the_partial_file(full_disk):
     fill(full_disk, leave=16 * 1024)
     data = require_file(BIG).read_bytes()
     with pytest.raises(StorageFull) as raised:
-        storage_save(default_storage, "jobs/ab/partial.jpg", ContentFile(data))
+        default_storage.save("jobs/ab/partial.jpg", ContentFile(data))
     assert raised.value.code == "storage_full" and "nothing was saved" in raised.value.message
     # The kernel did refuse midway (ENOSPC is the cause), and only the ballast remains.
     assert raised.value.__cause__.errno == 28
     assert stored_files(full_disk) == [full_disk / "ballast"]
 
 
-def test_storage_save_stores_what_fits(full_disk):
-    name = storage_save(default_storage, "jobs/ab/small.jpg", ContentFile(require_file(SMALL).read_bytes()))
+def test_the_storage_stores_what_fits(full_disk):
+    name = default_storage.save("jobs/ab/small.jpg", ContentFile(require_file(SMALL).read_bytes()))
     assert (full_disk / name).read_bytes() == require_file(SMALL).read_bytes()
 
 
