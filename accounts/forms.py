@@ -12,11 +12,12 @@ class _ThrottleMessage:
     """Checked before the password: a refused attempt learns nothing about the password."""
 
     throttled = False
+    retry_after: int | None = None  # seconds, for the 429's Retry-After
 
     def clean(self):
         refusal = login_refusal(username=self.data.get("username"), address=client_address(self.request))
         if refusal is not None:
-            self.throttled = True
+            self.throttled, self.retry_after = True, refusal.retry_after
             raise forms.ValidationError(refusal.message, code="throttled")
         return super().clean()
 

@@ -1,6 +1,7 @@
 """The pages' log-in: Django's LoginView with the throttled form, answering 429 when refused."""
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.views import LoginView
 
 from .forms import ThrottledAuthenticationForm
@@ -13,4 +14,5 @@ class ThrottledLoginView(LoginView):
         response = super().form_invalid(form)
         if getattr(form, "throttled", False):
             response.status_code = 429
+            response["Retry-After"] = str(getattr(form, "retry_after", None) or settings.LOGIN_THROTTLE_WINDOW)
         return response

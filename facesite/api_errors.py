@@ -38,6 +38,7 @@ STATUS_BY_CODE = {
     "face_not_found": status.HTTP_404_NOT_FOUND,
     "duplicate_external_id": status.HTTP_409_CONFLICT,
     "invalid_input": status.HTTP_400_BAD_REQUEST,
+    "permission_denied": status.HTTP_403_FORBIDDEN,
     "enrolment_failed": status.HTTP_422_UNPROCESSABLE_ENTITY,
     "invalid_zip": status.HTTP_400_BAD_REQUEST,
     "zip_too_large": status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
@@ -45,6 +46,12 @@ STATUS_BY_CODE = {
     "storage_full": status.HTTP_507_INSUFFICIENT_STORAGE,
     "database_unavailable": status.HTTP_503_SERVICE_UNAVAILABLE,
 }
+
+
+def status_for_code(code: str, default: int = status.HTTP_400_BAD_REQUEST) -> int:
+    """The HTTP status of a stable error code, for the API and the pages' JSON answers alike."""
+    return STATUS_BY_CODE.get(code, default)
+
 
 # DRF's exceptions -> our codes (DRF's default codes are fine words, but not all stable).
 DRF_CODES = {

@@ -93,6 +93,13 @@ class MemberAdminForm(forms.ModelForm):
         model = Member
         fields = list(MEMBER_FIELDS)
 
+    def clean_external_id(self) -> str | None:
+        # The services' rule (case-insensitive), shown on the form rather than as a 500.
+        external_id = (self.cleaned_data.get("external_id") or "").strip() or None
+        if external_id and services.external_id_taken(external_id, exclude_id=self.instance.pk):
+            raise forms.ValidationError("A member with this external id already exists.")
+        return external_id
+
 
 # ------------------------------------------------------------------------------- inlines
 

@@ -190,10 +190,11 @@ class MemberFaceDetailView(ApiView):
     @extend_schema(operation_id="member_faces_delete", summary="Delete one face (the template is recomputed)",
                    responses={204: None, **error_responses(404)}, tags=["members"])
     def delete(self, request, member_id: int, face_id: int):
+        face_id_raw = face_id
         member_id, face_id = _member_id(member_id), valid_id(face_id)
         selectors.member_get(member_id=member_id)
         if face_id is None or not FaceSample.objects.filter(pk=face_id, member_id=member_id).exists():
-            raise ApiError("face_not_found", f"Member {member_id} has no face {face_id}.")
+            raise ApiError("face_not_found", f"Member {member_id} has no face with id {face_id_raw}.")
         services.face_delete(faces=[face_id], actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -205,7 +206,7 @@ class MemberFaceDetailView(ApiView):
 def _bulk_data(request, bulk_id: str, data: dict) -> dict:
     return {"id": bulk_id, "url": request.build_absolute_uri(reverse("api:member-bulk-detail", args=[bulk_id])),
             "status": data.get("status", "queued"), "people": data.get("people", 0),
-            "files": data.get("files", 0), "summary": data.get("summary")}
+            "files": data.get("files", 0), "summary": data.get("summary"), "error": data.get("error")}
 
 
 class MemberBulkView(ApiView):
@@ -220,6 +221,8 @@ class MemberBulkView(ApiView):
         data = BulkIn(data=request.data)
         data.is_valid(raise_exception=True)
         upload = data.validated_data["archive"]
+        # Before anything is unpacked: who may touch existing members (members.services).
+        services.check_bulk_permission(request.user, data.validated_data["on_existing"])
         if upload.size > settings.FACESITE_API_MAX_ZIP_BYTES:
             raise ApiError("request_too_large", "The zip is over the size limit.", status_code=413)
         bulk_id, record = bulk.bulk_create(user_id=request.user.pk, archive=upload,

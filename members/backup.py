@@ -397,7 +397,7 @@ def _restore_member(entry: dict, vectors: dict[str, dict[str, np.ndarray]], stor
     external_id = (entry["external_id"] or "").strip() or None
     if member is None and external_id:
         # The same person enrolled separately on this server: restore into that member.
-        member = Member.objects.select_for_update().filter(external_id=external_id).first()
+        member = Member.objects.select_for_update().filter(external_id__iexact=external_id).first()
     created = member is None
     if created:
         member = Member.objects.create(uuid=entry["uuid"], display_name=str(entry["display_name"]).strip()[:200],

@@ -7,6 +7,7 @@ shared by the web tier and the workers (uploads travel as paths), so both see it
 """
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import re
@@ -20,7 +21,9 @@ from typing import BinaryIO
 from django.conf import settings
 from django.db import transaction
 
-from .errors import MemberError
+from facesite.disk_full import is_disk_full
+
+from .errors import MemberError, PermissionRefused
 
 logger = logging.getLogger(__name__)
 
@@ -88,8 +91,25 @@ def _open_archive(upload: BinaryIO) -> zipfile.ZipFile:
     upload.seek(0)
     try:
         return zipfile.ZipFile(upload)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError) as exc:
-        raise ArchiveRejected(f"The zip cannot be read: {exc}") from None
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError):
+        # Never the exception's text: an OSError names server paths.
+        raise ArchiveRejected("The zip cannot be read: it is damaged or not a zip file.") from None
+
+
+def _unpack_error(exc: BaseException, entry_name: str) -> ArchiveRejected:
+    """A client's sentence for a failure while writing an entry, without the server's paths
+    (which an OSError's text carries)."""
+    shown = repr(entry_name[:100])
+    if isinstance(exc, FileExistsError):
+        return ArchiveRejected(f"The zip holds the entry {shown} more than once.")
+    if isinstance(exc, OSError) and exc.errno in (errno.ENAMETOOLONG,):
+        return ArchiveRejected(f"The entry {shown} has a name that is too long.")
+    if isinstance(exc, OSError) and exc.errno in (errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
+        return ArchiveRejected(f"The entry {shown} clashes with another entry of the zip.")
+    if isinstance(exc, (zipfile.BadZipFile, EOFError, NotImplementedError, ValueError)):
+        return ArchiveRejected(f"The entry {shown} cannot be unpacked: the zip is damaged or uses "
+                               "an unsupported compression.")
+    return ArchiveRejected(f"The entry {shown} cannot be unpacked.")
 
 
 def _check_totals(entries: list[zipfile.ZipInfo]) -> None:
@@ -112,8 +132,10 @@ def _unpack(upload: BinaryIO, dest: Path) -> tuple[int, int]:
     people, files, written = set(), 0, 0
     dest.mkdir(parents=True)
     root = dest.resolve()
+    entry_name = ""
     try:
         for entry in entries:
+            entry_name = entry.filename
             parts = _safe_parts(entry.filename)
             if parts is None:
                 raise ArchiveRejected(f"The entry {entry.filename[:100]!r} has an unsafe path.")
@@ -145,7 +167,10 @@ def _unpack(upload: BinaryIO, dest: Path) -> tuple[int, int]:
             if len(parts) > 1:
                 people.add(parts[0])
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
-        raise ArchiveRejected(f"The zip cannot be unpacked: {exc}") from None
+        if is_disk_full(exc):
+            raise
+        logger.info("Bulk zip entry %r not unpacked: %s", entry_name[:100], exc)
+        raise _unpack_error(exc, entry_name) from None
     if not people:
         raise ArchiveRejected("The zip has no person folders (one folder of photos per person).")
     return len(people), files
@@ -178,6 +203,15 @@ def bulk_get(*, bulk_id: str, user_id: int, is_superuser: bool = False) -> dict 
     record = _read_status(bulk_id)
     if record is None or (record.get("user_id") != user_id and not is_superuser):
         return None
+    return _public(record)
+
+
+def _public(record: dict) -> dict:
+    """The record as a client may see it: the summary without the server's folder (records
+    written before this rule kept it)."""
+    summary = record.get("summary")
+    if isinstance(summary, dict):
+        record = {**record, "summary": {k: v for k, v in summary.items() if k != "root"}}
     return record
 
 
@@ -200,11 +234,17 @@ def bulk_run(*, bulk_id: str) -> dict | None:
         from django.contrib.auth import get_user_model
 
         uploader = get_user_model().objects.filter(pk=record.get("user_id")).first()  # the audit's actor
+        if uploader is None:
+            raise PermissionRefused("The user who uploaded the zip no longer exists.")
+        # The permissions are checked again here: they may have been taken away since the upload.
         summary = folder_enroll(root=people_dir, on_existing=record.get("on_existing", "skip"), actor=uploader)
-        record.update(status="done", summary=summary.as_dict())
-    except Exception as exc:  # noqa: BLE001 - the client must learn why, whatever it was
+        record.update(status="done", summary=_public({"summary": summary.as_dict()})["summary"])
+    except MemberError as exc:
+        logger.warning("Bulk enrolment %s refused: %s", bulk_id, exc.message)
+        record.update(status="failed", error=exc.message)
+    except Exception:  # noqa: BLE001 - the client learns that it failed; the log says why
         logger.exception("Bulk enrolment %s failed", bulk_id)
-        record.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+        record.update(status="failed", error="The enrolment failed on the server; it has been logged.")
     _write_status(bulk_id, record)
     shutil.rmtree(people_dir, ignore_errors=True)
     return record

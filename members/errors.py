@@ -30,6 +30,13 @@ class DuplicateExternalId(MemberError):
     code = "duplicate_external_id"
 
 
+class PermissionRefused(MemberError):
+    """The acting user lacks the permission the operation needs (checked in the service too, so
+    every front door, the API, a worker and the folder command, enforces the same rule)."""
+
+    code = "permission_denied"
+
+
 class InvalidInput(MemberError):
     """An argument a caller can fix (an unknown mode, an empty name, a folder that is not one)."""
 

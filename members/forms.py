@@ -60,6 +60,8 @@ class EnrolForm(forms.Form):
 
     def clean(self):
         data = super().clean()
+        if "display_name" in self.errors:
+            return data  # the name was given but refused (too long): that error says it all
         if data.get("member") is None and not (data.get("display_name") or "").strip():
             self.add_error("display_name", "Give the new member's name, or choose a member.")
         if data.get("member") is not None and (data.get("display_name") or "").strip():

@@ -81,7 +81,7 @@ def member_get(*, member_id: int) -> Member:
 def member_list(*, search: str | None = None, active: bool | None = None) -> QuerySet[Member]:
     members = Member.objects.annotate(face_count=Count("faces", distinct=True))
     if search:
-        members = members.filter(Q(display_name__icontains=search) | Q(external_id=search))
+        members = members.filter(Q(display_name__icontains=search) | Q(external_id__iexact=search))
     if active is not None:
         members = members.filter(is_active=active)
     return members.order_by("display_name", "id")

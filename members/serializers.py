@@ -9,10 +9,21 @@ from members.services import MODES, ON_EXISTING
 from recognition.serializers import ImageUploadField
 
 
+class StrictCharField(serializers.CharField):
+    """Text that must arrive as text: DRF's CharField would turn 42 or true into "42"/"True"."""
+
+    default_error_messages = {"not_a_string": "Must be a string."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("not_a_string")
+        return super().to_internal_value(data)
+
+
 class MemberIn(serializers.Serializer):
-    display_name = serializers.CharField(max_length=200)
-    external_id = serializers.CharField(max_length=100, required=False, allow_null=True, allow_blank=True)
-    notes = serializers.CharField(required=False, allow_blank=True, max_length=10000)
+    display_name = StrictCharField(max_length=200)
+    external_id = StrictCharField(max_length=100, required=False, allow_null=True, allow_blank=True)
+    notes = StrictCharField(required=False, allow_blank=True, max_length=10000)
     is_active = serializers.BooleanField(required=False, default=True)
 
 
@@ -107,7 +118,8 @@ class FaceSampleOut(serializers.Serializer):
 class BulkOut(serializers.Serializer):
     id = serializers.CharField()
     url = serializers.CharField()
-    status = serializers.ChoiceField(choices=["queued", "done", "failed"])
+    status = serializers.ChoiceField(choices=["queued", "running", "done", "failed"])
+    error = serializers.CharField(allow_null=True, required=False, help_text="Why it failed (status failed).")
     people = serializers.IntegerField(help_text="Person folders found in the zip.")
     files = serializers.IntegerField(help_text="Files found in those folders.")
     summary = serializers.JSONField(allow_null=True, help_text="members.services.FolderSummary when done.")

@@ -41,6 +41,7 @@ from .errors import (
     InvalidInput,
     MemberNotFound,
     NoFace,
+    PermissionRefused,
 )
 from .models import (
     AuditEntry,
@@ -290,6 +291,16 @@ def _delete_files(names: Iterable[str], storage=None) -> None:
 # ------------------------------------------------------------------------------- locked writes
 
 
+def external_id_taken(external_id: str, *, exclude_id: int | None = None) -> bool:
+    """Whether another member has this external id. One rule on every database: ids compare
+    case-insensitively ("E17" and "e17" are the same person), as MySQL's collation does anyway;
+    SQLite's unique index alone would let both in."""
+    members = Member.objects.filter(external_id__iexact=external_id)
+    if exclude_id is not None:
+        members = members.exclude(pk=exclude_id)
+    return members.exists()
+
+
 def _member_id(member: Member | int) -> int:
     if isinstance(member, Member):
         if member.pk is None:
@@ -409,7 +420,7 @@ def member_create(*, display_name: str, photos: Sequence[PhotoSource] = (),
     if not display_name:
         raise InvalidInput("A member needs a display name.")
     external_id = (external_id or "").strip() or None
-    if external_id and Member.objects.filter(external_id=external_id).exists():
+    if external_id and external_id_taken(external_id):
         raise DuplicateExternalId(f"A member with external id {external_id!r} already exists.",
                                   details={"external_id": external_id})
     photos = list(photos)
@@ -514,6 +525,9 @@ def member_update(*, member: Member | int, display_name: str = _UNSET, external_
             changed.append("display_name")
         if external_id is not _UNSET:
             locked.external_id = (external_id or "").strip() or None
+            if locked.external_id and external_id_taken(locked.external_id, exclude_id=member_id):
+                raise DuplicateExternalId(f"A member with external id {locked.external_id!r} already exists.",
+                                          details={"external_id": locked.external_id})
             changed.append("external_id")
         if notes is not _UNSET:
             locked.notes = notes or ""
@@ -733,6 +747,27 @@ def uploads_process(*, upload_ids: Sequence[int]) -> dict:
 # ------------------------------------------------------------------------------- folders
 
 
+def bulk_permissions(on_existing: str) -> tuple[str, ...]:
+    """The permissions a bulk enrolment needs. Its report says which folders were already members
+    (a read of the gallery: view); adding to or replacing their faces changes them (change),
+    exactly as ``POST /members/{id}/faces`` would."""
+    needed = ("members.add_member", "members.view_member")
+    if on_existing != "skip":
+        needed += ("members.change_member",)
+    return needed
+
+
+def check_bulk_permission(actor: Any, on_existing: str) -> None:
+    """Refuse a bulk enrolment the actor may not do. ``actor=None`` is the operator's own shell
+    (``manage.py enroll_folder``), who may do anything."""
+    if actor is None:
+        return
+    missing = [perm for perm in bulk_permissions(on_existing) if not actor.has_perm(perm)]
+    if missing:
+        raise PermissionRefused(f"Bulk enrolment with on_existing={on_existing} needs the permissions "
+                                f"{', '.join(bulk_permissions(on_existing))}.", details={"missing": missing})
+
+
 def folder_enroll(*, root: str | os.PathLike, on_existing: str = "skip",
                   progress: Progress | None = None, actor: Any = None) -> FolderSummary:
     """Enrol one member per sub-folder of ``root`` (its name, underscores as spaces, is the
@@ -744,6 +779,7 @@ def folder_enroll(*, root: str | os.PathLike, on_existing: str = "skip",
     """
     if on_existing not in ON_EXISTING:
         raise InvalidInput(f"on_existing must be one of {ON_EXISTING}, got {on_existing!r}.")
+    check_bulk_permission(actor, on_existing)
     root = Path(root)
     if not root.is_dir():
         raise InvalidInput(f"{root} is not a folder.")
@@ -783,7 +819,7 @@ def _enroll_person(folder: Path, files: list[Path], root: Path, on_existing: str
         if progress:
             progress(len(files))
         return
-    existing = Member.objects.filter(external_id=external_id).values_list("id", flat=True).first()
+    existing = Member.objects.filter(external_id__iexact=external_id).values_list("id", flat=True).first()
     try:
         if existing is None:
             result = member_create(display_name=folder.name.replace("_", " ").strip() or folder.name,

@@ -245,7 +245,8 @@ class VerifyView(ApiView):
     @extend_schema(operation_id="verify", summary="Are two faces the same person?",
                    description="Two photos (image, image2) or a photo and a member (member_id): the "
                                "cosine similarity of the subjects' faces and the decision at the "
-                               "model's verification threshold.",
+                               "model's verification threshold. Two photos: any authenticated caller; "
+                               "a photo against a member needs members.view_member (403 otherwise).",
                    request=image_request(VerifyInput),
                    responses={200: VerifyOut, **error_responses(*IMAGE_ERRORS, 404, 422)}, tags=["engine"])
     def post(self, request):
@@ -254,9 +255,14 @@ class VerifyView(ApiView):
         data = VerifyInput(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
+        member_id = values.get("member_id")
+        if member_id and not request.user.has_perm("members.view_member"):
+            # A photo against a member says whether the photo is that member: a read of the
+            # gallery. Checked before the member is looked up, so ids cannot be enumerated.
+            raise ApiError("permission_denied", "Comparing a photo with a member needs permission "
+                                                "to view members (members.view_member).", status_code=403)
         recognizer = _engine()
         # The member is checked first: a 404 should not cost an engine run.
-        member_id = values.get("member_id")
         other = _member_template(member_id, recognizer.model_name, recognizer.dim) if member_id else None
         face, vector = _primary(recognizer, values["image"][1], "image")
         face2 = None

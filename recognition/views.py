@@ -10,6 +10,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
+from facesite.api_errors import status_for_code
 from recognition import selectors, services
 from recognition.files import private_file_response
 from recognition.engine.model_fetch import is_installed
@@ -41,7 +42,8 @@ def home(request: HttpRequest) -> HttpResponse:
                 errors.append(exc)
         if _wants_json(request):
             if errors:
-                return JsonResponse({"error": errors[0].as_dict()}, status=400)
+                # The API's status for the same code (413 for image_too_large, 415, ...).
+                return JsonResponse({"error": errors[0].as_dict()}, status=status_for_code(errors[0].code))
             job = created[0]
             return JsonResponse({"id": job.pk, "status": job.status,
                                  "url": reverse("job-detail", args=[job.pk])}, status=201)

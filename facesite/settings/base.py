@@ -39,6 +39,8 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Database down / disk full -> 503 / 507 instead of a 500 (outside the session middleware).
     "facesite.db_unavailable.DatabaseUnavailableMiddleware",
+    # Pages refuse an oversized body from its Content-Length, before the CSRF check reads it.
+    "facesite.request_size.PageRequestSizeMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -113,6 +115,9 @@ MEDIA_ROOT = Path(env_str("FACESITE_MEDIA_ROOT", str(VAR_DIR / "media")))
 FACESITE_MAX_UPLOAD_BYTES = env_int("FACESITE_MAX_UPLOAD_BYTES", 20 * 1024 * 1024)
 FACESITE_MAX_IMAGE_PIXELS = env_int("FACESITE_MAX_IMAGE_PIXELS", 50_000_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = FACESITE_MAX_UPLOAD_BYTES + 1024 * 1024
+# A whole page or admin request (the plain upload form sends all its photos at once) is refused
+# from its Content-Length before it is read (facesite.request_size).
+FACESITE_PAGE_MAX_REQUEST_BYTES = env_int("FACESITE_PAGE_MAX_REQUEST_BYTES", 5 * FACESITE_MAX_UPLOAD_BYTES)
 
 # --- Celery ---------------------------------------------------------------------------------
 # Without a broker URL the tasks run eagerly in the web process: the embedded default.
@@ -229,7 +234,7 @@ REST_FRAMEWORK = {
         "engine": env_str("FACESITE_API_ENGINE_RATE", "120/min"),  # calls that run the engine
     },
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "facesite.api_parsers.SafeJSONParser",
         "rest_framework.parsers.MultiPartParser",
         "rest_framework.parsers.FormParser",
     ],

@@ -69,7 +69,8 @@ def load_image(source: ImageSource, limits: ImageLimits | None = None) -> np.nda
     except UnidentifiedImageError as exc:
         raise UnsupportedImageType("The file is not an image in a supported format.") from exc
     except Image.DecompressionBombError as exc:
-        raise ImageTooLarge(str(exc)) from exc
+        # Pillow's message quotes its own limit; ours is the one that counts.
+        raise ImageTooLarge(f"The image has far more pixels than the limit of {limits.max_pixels}.") from exc
     except (OSError, ValueError, SyntaxError) as exc:
         raise ImageError(f"The image cannot be read: {exc}") from exc
     if fmt not in SUPPORTED_FORMATS:
@@ -83,13 +84,46 @@ def load_image(source: ImageSource, limits: ImageLimits | None = None) -> np.nda
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image.load()
             image = ImageOps.exif_transpose(image)
-            rgb = image.convert("RGB")
+            rgb = _to_8_bit(image).convert("RGB")
     except Image.DecompressionBombError as exc:
-        raise ImageTooLarge(str(exc)) from exc
+        raise ImageTooLarge(f"The image has far more pixels than the limit of {limits.max_pixels}.") from exc
     except (OSError, ValueError, SyntaxError) as exc:
         # Truncated JPEGs land here: Pillow refuses to return half an image by default.
         raise ImageError(f"The image is damaged or truncated: {exc}") from exc
     return np.asarray(rgb, dtype=np.uint8)
+
+
+# Pillow's modes of more than 8 bits a sample. ``convert("RGB")`` clips them at 255 instead of
+# scaling, so a 16-bit photo comes out nearly white and no face is found in it.
+_WIDE_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I", "F"})
+
+
+def _to_8_bit(image: Image.Image) -> Image.Image:
+    """A greyscale image of 16-bit, 32-bit integer or float samples, scaled to 8 bits ("L").
+
+    16-bit samples are scaled by their full range (65535 -> 255). 32-bit integers (how Pillow
+    opens some 16-bit files) are scaled the same way when they fit in 16 bits, else by their
+    maximum; floats in [0, 1] by 255, other floats by their range. Every other mode is left to
+    ``convert``, which handles it correctly.
+    """
+    if image.mode not in _WIDE_MODES:
+        return image
+    samples = np.asarray(image)
+    if image.mode == "F":
+        samples = np.nan_to_num(samples.astype(np.float64))
+        low, high = float(samples.min(initial=0.0)), float(samples.max(initial=0.0))
+        if low >= 0.0 and high <= 1.0:
+            scaled = samples * 255.0
+        else:
+            scaled = (samples - low) * (255.0 / ((high - low) or 1.0))
+    else:
+        samples = samples.astype(np.int64)
+        high = int(samples.max(initial=0))
+        if image.mode.startswith("I;16") or high <= 65535:
+            scaled = np.clip(samples, 0, 65535) / 257.0
+        else:
+            scaled = np.clip(samples, 0, None) * (255.0 / high)
+    return Image.fromarray(np.clip(np.rint(scaled), 0, 255).astype(np.uint8))
 
 
 def _check_array(array: np.ndarray, limits: ImageLimits) -> np.ndarray:

@@ -72,10 +72,11 @@ def test_upload_page_and_a_json_upload_that_runs(client, alice, fake_engine, eag
     assert reverse("job-detail", args=[job.pk]) in history
 
 
-@pytest.mark.parametrize("data, code", [(b"hello, not a photo", "unsupported_image_type"), (b"", "invalid_image")])
-def test_a_bad_upload_gets_a_clear_message(client, alice, data, code):
+@pytest.mark.parametrize("data, code, status", [(b"hello, not a photo", "unsupported_image_type", 415),
+                                               (b"", "invalid_image", 400)])
+def test_a_bad_upload_gets_a_clear_message(client, alice, data, code, status):
     response = client.post(reverse("home"), {"photos": SimpleUploadedFile("notes.txt", data)}, **XHR)
-    assert response.status_code == 400 and response.json()["error"]["code"] == code
+    assert response.status_code == status and response.json()["error"]["code"] == code
     assert "notes.txt" in response.json()["error"]["message"] or code == "invalid_image"
     assert RecognitionJob.objects.count() == 0
 

@@ -28,7 +28,7 @@ def real_jpeg_named_txt():
 def test_upload_page(client, media_root):
     client.force_login(make_user("alice"))
     refused = client.post(reverse("home"), {"photos": fake_jpeg()}, **XHR)
-    assert refused.status_code == 400 and refused.json()["error"]["code"] == "unsupported_image_type"
+    assert refused.status_code == 415 and refused.json()["error"]["code"] == "unsupported_image_type"
     assert not RecognitionJob.objects.exists() and media_files(media_root) == []
 
     accepted = client.post(reverse("home"), {"photos": real_jpeg_named_txt()}, **XHR)

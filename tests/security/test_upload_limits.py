@@ -58,11 +58,11 @@ def test_upload_page(client, media_root):
     client.force_login(make_user("alice"))
     response = client.post(reverse("home"), {"photos": SimpleUploadedFile("big.jpg", big_jpeg())}, **XHR)
     error = response.json()["error"]
-    assert response.status_code == 400 and error["code"] == "image_too_large" and "limit" in error["message"]
+    assert response.status_code == 413 and error["code"] == "image_too_large" and "limit" in error["message"]
     for name, bomb in BOMBS.items():
         response = client.post(reverse("home"), {"photos": SimpleUploadedFile("bomb.png", bomb)}, **XHR)
         error = response.json()["error"]
-        assert response.status_code == 400 and error["code"] == "image_too_large", name
+        assert response.status_code == 413 and error["code"] == "image_too_large", name
         assert "pixels" in error["message"], (name, error)
     nothing_stored(media_root)
 
