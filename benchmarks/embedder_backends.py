@@ -39,7 +39,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 
-    from recognition.engine.embedders.registry import build_embedder, load_model_spec
+    from faceengine.embedders.registry import build_embedder, load_model_spec
 
     names = args.models.split(",")
     sizes = [int(v) for v in args.batch_sizes.split(",")]

@@ -38,7 +38,7 @@ SYSTEMS = ("facesite", "facesite-all-levels", "facesite-tf", "mtcnn-package", "f
 
 
 def _load_photos(limit: int, size: int) -> list[tuple[str, np.ndarray]]:
-    from recognition.engine.images import load_image
+    from faceengine.images import load_image
 
     return [(str(p), resize_long_side(load_image(p), size)) for p in sample_photos(limit)]
 
@@ -49,9 +49,9 @@ def _model_dir() -> Path:
 
 class FacesitePipeline:
     def __init__(self, backend: str, package_detector: bool = False, skip_finest_levels: int | None = None) -> None:
-        from recognition.engine.align import align_face
-        from recognition.engine.detection import DetectorConfig, FaceDetector
-        from recognition.engine.embedders.registry import DEFAULT_MODEL, build_embedder
+        from faceengine.align import align_face
+        from faceengine.detection import DetectorConfig, FaceDetector
+        from faceengine.embedders.registry import DEFAULT_MODEL, build_embedder
 
         self.align = align_face
         self.embedder = build_embedder(DEFAULT_MODEL, _model_dir())

@@ -5,7 +5,7 @@ cosine ~0.7 to their template, as a new photo of a member is. The templates are 
 random vectors (the worst case for HNSW: no structure to navigate) or, with ``--shape FILE``,
 drawn from a Gaussian with the mean and covariance of real embeddings (one LFW photo each of
 ``--lfw-people`` people, measured once with ``--make-shape FILE``, which needs the engine). Each backend runs through
-``recognition.engine.index.GalleryIndex``, the code the application uses (label bookkeeping
+``faceengine.index.GalleryIndex``, the code the application uses (label bookkeeping
 included). Queries are timed one at a time (one face per request) and in batches of 64.
 Recall@k of HNSW is the share of the exact top-k it returns.
 
@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from recognition.engine.index import GalleryIndex, IndexConfig, normalize_rows  # noqa: E402
+from faceengine.index import GalleryIndex, IndexConfig, normalize_rows  # noqa: E402
 
 BATCH = 64
 
@@ -71,9 +71,9 @@ def genuine_queries(templates: np.ndarray, count: int, rng: np.random.Generator,
 
 def make_shape(path: Path, people: int, seed: int) -> None:
     """Embed one LFW photo each of ``people`` people; save the mean and covariance eigenpairs."""
-    from recognition.engine.detection import DetectorConfig, FaceDetector
-    from recognition.engine.embedders.registry import DEFAULT_MODEL, build_embedder
-    from recognition.engine.recognizer import Recognizer
+    from faceengine.detection import DetectorConfig, FaceDetector
+    from faceengine.embedders.registry import DEFAULT_MODEL, build_embedder
+    from faceengine.recognizer import Recognizer
 
     data = Path(os.environ.get("FACESITE_TEST_DATA", ROOT.parent / "shared" / "faces")) / "lfw" / "lfw-deepfunneled"
     model_dir = Path(os.environ.get("FACESITE_MODEL_DIR", ROOT / "var" / "models"))

@@ -118,7 +118,7 @@ def main() -> int:
     print(f"{len(photos)} photos at {args.size} px from {folder}")
 
     warnings.filterwarnings("ignore")
-    from recognition.engine.mtcnn_fast import MTCNNDetector
+    from faceengine.mtcnn_fast import MTCNNDetector
 
     detectors = {}
     if "package" not in args.skip:

@@ -24,9 +24,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=Path("bench-second-pass.json"))
     args = parser.parse_args()
 
-    from recognition.engine.detection import DetectorConfig, FaceDetector
-    from recognition.engine.errors import ImageError
-    from recognition.engine.images import load_image
+    from faceengine.detection import DetectorConfig, FaceDetector
+    from faceengine.errors import ImageError
+    from faceengine.images import load_image
 
     model_dir = Path(os.environ.get("FACESITE_MODEL_DIR", Path(__file__).resolve().parent.parent / "var" / "models"))
     detector = FaceDetector(DetectorConfig(cache_dir=model_dir / "mtcnn"))

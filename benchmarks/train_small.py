@@ -8,7 +8,7 @@
    evaluating verification on pairs of the held-out photos every ``--eval-every`` steps.
 3. Rank-1 identification of the held-out photos against per-person mean templates of the
    training photos (chance: 1/158).
-4. The backbone is exported with ``recognition.training.export.export_model`` into the model folder
+4. The backbone is exported with ``facetrain.export.export_model`` into the model folder
    and ``manage.py evaluate --benchmark lfw`` runs it through the whole engine.
 
 Caveat printed with the results: LFW's pairs.txt shares people with this training set, so the LFW
@@ -57,7 +57,7 @@ def parse_args() -> argparse.Namespace:
 
 def heldout_pairs(labels: np.ndarray, rng: np.random.Generator):
     """Every same-person pair of held-out photos plus as many random different-person pairs."""
-    from recognition.training.verification import VerificationSet
+    from facetrain.verification import VerificationSet
 
     same = [(i, j) for i in range(len(labels)) for j in range(i + 1, len(labels)) if labels[i] == labels[j]]
     diff = set()
@@ -77,14 +77,14 @@ def main() -> None:
     import cv2
     import keras
 
-    from recognition.engine.detection import DetectorConfig, FaceDetector
-    from recognition.engine.evaluation.datasets import _find_lfw_images
-    from recognition.training.data.folder import IdentityFolder, align_identities, engine_aligner, scan_identities
-    from recognition.training.data.pipeline import folder_source
-    from recognition.training.export import export_model
-    from recognition.training.heads import MarginConfig
-    from recognition.training.trainer import TrainConfig, Trainer
-    from recognition.training.verification import VerificationSet, embed_faces, evaluate_sets
+    from faceengine.detection import DetectorConfig, FaceDetector
+    from faceengine.evaluation.datasets import _find_lfw_images
+    from facetrain.data.folder import IdentityFolder, align_identities, engine_aligner, scan_identities
+    from facetrain.data.pipeline import folder_source
+    from facetrain.export import export_model
+    from facetrain.heads import MarginConfig
+    from facetrain.trainer import TrainConfig, Trainer
+    from facetrain.verification import VerificationSet, embed_faces, evaluate_sets
 
     timings = {}
     rng = np.random.default_rng(0)

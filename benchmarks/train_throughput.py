@@ -44,8 +44,8 @@ def main() -> None:
     import numpy as np
     import tensorflow as tf
 
-    from recognition.training.data.pipeline import TrainingData
-    from recognition.training.trainer import TrainConfig, Trainer
+    from facetrain.data.pipeline import TrainingData
+    from facetrain.trainer import TrainConfig, Trainer
 
     gpus = tf.config.list_physical_devices("GPU")
     for gpu in gpus:

@@ -5,7 +5,7 @@ JSON error shape with the stable code ``database_unavailable``, and a short HTML
 It sees the errors of plain views through ``process_exception``; errors raised elsewhere (in
 another middleware, e.g. the session being saved) reach Django's 500 handler first, so a
 ``got_request_exception`` receiver marks the request and the middleware turns that 500 into a
-503. DRF views shape their own errors (``facesite.api_errors`` uses ``database_unavailable_body``).
+503. DRF views shape their own errors (``facesite.api.errors`` uses ``database_unavailable_body``).
 A full disk met by a view (``facesite.disk_full``) is answered here too: 507, nothing stored.
 
 Recovery needs nothing from here: Django opens a new connection per request (or, with

@@ -14,6 +14,8 @@ from typing import Any
 
 from django.core.files.storage import FileSystemStorage
 
+from faceengine.errors import FacesiteError
+
 logger = logging.getLogger(__name__)
 
 # "No space left on device" and "Disk quota exceeded": both mean "try later, not your file".
@@ -22,17 +24,13 @@ STORAGE_FULL_CODE = "storage_full"
 STORAGE_FULL_MESSAGE = "The server has no room left to store the photo; nothing was saved. Please try again later."
 
 
-class StorageFull(Exception):
+class StorageFull(FacesiteError):
     """The upload could not be stored for lack of space; nothing of it was kept."""
 
     code = STORAGE_FULL_CODE
 
     def __init__(self, message: str = STORAGE_FULL_MESSAGE) -> None:
         super().__init__(message)
-        self.message = message
-
-    def as_dict(self) -> dict:
-        return {"code": self.code, "message": self.message}
 
 
 def is_disk_full(exc: BaseException) -> bool:

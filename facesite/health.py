@@ -52,7 +52,7 @@ def check_broker() -> dict[str, Any]:
 
 
 def check_model() -> dict[str, Any]:
-    from recognition import runtime
+    from facesite import engine as runtime
 
     spec = runtime.active_model_spec()
     details: dict[str, Any] = {"model": spec.name, "backend": spec.backend}

@@ -18,7 +18,14 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from accounts.permissions import CanManageMembers
-from facesite.api_errors import ApiError
+from facesite.api.errors import ApiError
+from facesite.api.views import (
+    IMAGE_ERRORS,
+    ApiView,
+    error_responses,
+    image_request,
+    valid_id,
+)
 from members import bulk, selectors, services
 from members.models import FaceSample
 from members.serializers import (
@@ -33,7 +40,6 @@ from members.serializers import (
     MemberPageOut,
     MemberUpdateIn,
 )
-from recognition.api import IMAGE_ERRORS, ApiView, error_responses, image_request, valid_id
 
 logger = logging.getLogger(__name__)
 

@@ -37,6 +37,7 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
 
+from facesite.uploads import PHOTO_EXTENSIONS
 
 from .audit import audit_record
 from .errors import MemberError
@@ -47,8 +48,6 @@ logger = logging.getLogger(__name__)
 FORMAT, VERSION = "facesite-gallery", 1
 MANIFEST = "manifest.json"
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-_PHOTO_EXTENSIONS = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp", "BMP": "bmp",
-                     "GIF": "gif", "TIFF": "tif"}
 _MEMBER_KEYS = ("uuid", "display_name", "external_id", "notes", "is_active", "faces", "templates")
 _FACE_KEYS = ("uuid", "photo", "sha256", "image_width", "image_height", "box", "landmarks",
               "detection_score", "detection", "embeddings")
@@ -232,7 +231,7 @@ def _known_dim(model_name: str) -> int | None:
     dims |= set(Template.objects.filter(model_name=model_name).values_list("dim", flat=True).distinct()[:2])
     if dims:
         return dims.pop() if len(dims) == 1 else -1
-    from recognition.engine.embedders.registry import load_model_spec
+    from faceengine.embedders.registry import load_model_spec
 
     try:
         return load_model_spec(model_name, settings.FACESITE_MODEL_DIR).dim
@@ -313,9 +312,9 @@ def _check_photos(archive: zipfile.ZipFile, manifest: dict) -> dict[str, str]:
                 raise _fail(f"{face['photo']} does not match its SHA-256 (damaged or altered).")
             try:
                 with Image.open(io.BytesIO(data)) as image:
-                    extensions[face["uuid"]] = _PHOTO_EXTENSIONS.get(image.format or "", "bin")
-            except (OSError, ValueError, Image.DecompressionBombError) as exc:
-                raise _fail(f"{face['photo']} is not an image ({exc}).") from None
+                    extensions[face["uuid"]] = PHOTO_EXTENSIONS.get(image.format or "", "bin")
+            except (OSError, ValueError, Image.DecompressionBombError):
+                raise _fail(f"{face['photo']} is not an image.") from None
     return extensions
 
 
@@ -352,6 +351,7 @@ def gallery_import(*, source: str | os.PathLike | IO[bytes], actor: Any = None,
     restored member's faces with the active model (after a model change).
     """
     from . import services
+    from .services import files, gallery
 
     checked, summary = gallery_check(source=source)
     manifest, vectors = checked.manifest, checked.vectors
@@ -376,9 +376,9 @@ def gallery_import(*, source: str | os.PathLike | IO[bytes], actor: Any = None,
                 member_id = _restore_member(entry, vectors, stored, actor, summary)
                 touched.append(member_id)
             if summary.members_created or summary.faces_created:
-                services._bump_gallery_version()
+                gallery.bump_gallery_version()
     except BaseException:
-        services._delete_files(stored.values())
+        files.delete_files(stored.values())
         raise
     if reembed:
         for member_id in touched:
@@ -391,7 +391,7 @@ def gallery_import(*, source: str | os.PathLike | IO[bytes], actor: Any = None,
 
 def _restore_member(entry: dict, vectors: dict[str, dict[str, np.ndarray]], stored: dict[str, str],
                     actor: Any, summary: ImportSummary) -> int:
-    from . import services
+    from .services import gallery
 
     member = Member.objects.select_for_update().filter(uuid=entry["uuid"]).first()
     external_id = (entry["external_id"] or "").strip() or None
@@ -434,7 +434,7 @@ def _restore_member(entry: dict, vectors: dict[str, dict[str, np.ndarray]], stor
     elif face_uuids:
         models = set(Embedding.objects.filter(face__member=member).values_list("model_name", flat=True))
         for model_name in sorted(models):
-            services._template_rebuild(member.pk, model_name)
+            gallery.template_rebuild(member.pk, model_name)
             summary.templates_written += 1
     if created or face_uuids:
         audit_record(action=AuditEntry.Action.RESTORE, member_id=member.pk, member_name=member.display_name,

@@ -222,7 +222,7 @@ def bulk_run(*, bulk_id: str) -> dict | None:
     (its first worker died) enrols again, which skips or extends members as ``on_existing``
     says, so nobody is enrolled twice.
     """
-    from .services import folder_enroll
+    from . import services
 
     record = _read_status(bulk_id)
     if record is None or record["status"] in ("done", "failed"):
@@ -237,7 +237,7 @@ def bulk_run(*, bulk_id: str) -> dict | None:
         if uploader is None:
             raise PermissionRefused("The user who uploaded the zip no longer exists.")
         # The permissions are checked again here: they may have been taken away since the upload.
-        summary = folder_enroll(root=people_dir, on_existing=record.get("on_existing", "skip"), actor=uploader)
+        summary = services.folder_enroll(root=people_dir, on_existing=record.get("on_existing", "skip"), actor=uploader)
         record.update(status="done", summary=_public({"summary": summary.as_dict()})["summary"])
     except MemberError as exc:
         logger.warning("Bulk enrolment %s refused: %s", bulk_id, exc.message)

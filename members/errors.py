@@ -1,29 +1,26 @@
-"""Errors the member services raise; each has a stable ``code`` the REST API maps to a status.
-
-Suggested mapping: ``member_not_found`` -> 404; ``duplicate_external_id`` -> 409;
-``no_face``, ``invalid_image`` (and the engine's image codes), ``invalid_input`` -> 422.
-"""
+"""Errors the member services raise: ``FacesiteError``s (``faceengine.errors``) with stable codes
+that the API maps to statuses (``facesite.api.errors``)."""
 from __future__ import annotations
 
 from typing import Any
 
+from faceengine.errors import FacesiteError
 
-class MemberError(Exception):
-    """Base class. ``code`` is stable and safe to show to API clients; ``details`` is JSON-able."""
+
+class MemberError(FacesiteError):
+    """Base class of the member services' errors."""
 
     code = "member_error"
-
-    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.details = details or {}
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"code": self.code, "message": self.message, **({"details": self.details} if self.details else {})}
 
 
 class MemberNotFound(MemberError):
     code = "member_not_found"
+
+
+class NoTemplate(MemberError):
+    """The member has no enrolled face for the model asked about."""
+
+    code = "no_template"
 
 
 class DuplicateExternalId(MemberError):
@@ -48,9 +45,17 @@ class EnrolmentFailed(MemberError):
 
     code = "enrolment_failed"
 
-    def __init__(self, message: str, *, outcomes: list | None = None) -> None:
+    def __init__(self, message: str, *, outcomes: list[Any] | None = None) -> None:
         self.outcomes = list(outcomes or [])
         super().__init__(message, details={"photos": [o.as_dict() for o in self.outcomes]})
+
+    def api_code(self) -> str:
+        """No photo usable: if every photo failed for the same image reason (all too large, all
+        of an unsupported type) that reason is the answer; otherwise the error's own code."""
+        codes = {o.code for o in self.outcomes if o.code}
+        if self.code == InvalidImage.code and len(codes) == 1:
+            return codes.pop()
+        return self.code
 
 
 class NoFace(EnrolmentFailed):

@@ -20,9 +20,9 @@ class MultipleFileField(forms.FileField):
         super().__init__(*args, **kwargs)
 
     def clean(self, data, initial=None):
-        from recognition.engine.errors import EngineError
-        from recognition.engine.images import load_image
-        from recognition.runtime import image_limits
+        from faceengine.errors import EngineError
+        from faceengine.images import load_image
+        from facesite.engine import image_limits
 
         files = data if isinstance(data, (list, tuple)) else ([data] if data else [])
         if not files:

@@ -12,6 +12,8 @@ import numpy as np
 from django.conf import settings
 from django.db import models
 
+from facesite.uploads import generated_name
+
 VECTOR_DTYPE = np.dtype("<f4")
 
 
@@ -20,10 +22,7 @@ def face_photo_path(instance: "FaceSample", filename: str) -> str:
 
     ``filename`` is only ever ``photo.<ext>`` built by the services from the sniffed format.
     """
-    ext = filename.rsplit(".", 1)[-1].lower() if "." in filename else "jpg"
-    if not ext.isalnum() or len(ext) > 5:
-        ext = "bin"
-    return f"members/faces/{uuid.uuid4().hex[:2]}/{uuid.uuid4().hex}.{ext}"
+    return generated_name("members/faces", filename)
 
 
 class Member(models.Model):
@@ -124,10 +123,8 @@ class Template(models.Model):
 
 
 def upload_path(instance: "PhotoUpload", filename: str) -> str:
-    ext = filename.rsplit(".", 1)[-1].lower() if "." in filename else "bin"
-    if not ext.isalnum() or len(ext) > 5:
-        ext = "bin"
-    return f"members/uploads/{uuid.uuid4().hex}.{ext}"
+    """A generated name for a staged upload (removed once the worker has processed it)."""
+    return generated_name("members/uploads", filename, shard=False)
 
 
 class PhotoUpload(models.Model):

@@ -16,10 +16,18 @@ import numpy as np
 from django.conf import settings
 from django.db.models import Count, Q, QuerySet
 
-from recognition.engine.index import GalleryIndex, IndexConfig
+from faceengine.index import GalleryIndex, IndexConfig
 
-from .errors import InvalidInput, MemberNotFound
-from .models import AuditEntry, Embedding, FaceSample, GalleryVersion, Member, Template, VECTOR_DTYPE
+from .errors import InvalidInput, MemberNotFound, NoTemplate
+from .models import (
+    VECTOR_DTYPE,
+    AuditEntry,
+    Embedding,
+    FaceSample,
+    GalleryVersion,
+    Member,
+    Template,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +71,7 @@ def identification_threshold(*, model_name: str | None = None) -> float:
     override = gallery_settings()["IDENTIFICATION_THRESHOLD"]
     if override is not None:
         return float(override)
-    from recognition.runtime import active_model_spec
+    from facesite.engine import active_model_spec
 
     return float(active_model_spec(model_name).identification_threshold)
 
@@ -76,6 +84,17 @@ def member_get(*, member_id: int) -> Member:
         return Member.objects.get(pk=member_id)
     except (Member.DoesNotExist, ValueError, TypeError):
         raise MemberNotFound(f"No member with id {member_id!r}.", details={"member_id": member_id}) from None
+
+
+def member_template_vector(*, member_id: int, model_name: str, dim: int) -> np.ndarray:
+    """The member's template of this model and dimension, normalised (float64)."""
+    if not Member.objects.filter(pk=member_id).exists():
+        raise MemberNotFound(f"No member with id {member_id}.", details={"member_id": member_id})
+    template = Template.objects.filter(member_id=member_id, model_name=model_name, dim=dim, count__gt=0).first()
+    if template is None:
+        raise NoTemplate(f"Member {member_id} has no enrolled face for the model {model_name}.")
+    vector = template.as_array().astype(np.float64)
+    return vector / (np.linalg.norm(vector) or 1.0)
 
 
 def member_list(*, search: str | None = None, active: bool | None = None) -> QuerySet[Member]:

@@ -5,8 +5,8 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from facesite.api.fields import ImageUploadField
 from members.services import MODES, ON_EXISTING
-from recognition.serializers import ImageUploadField
 
 
 class StrictCharField(serializers.CharField):

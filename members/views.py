@@ -9,7 +9,7 @@ from django.db import transaction
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
-from recognition.files import private_file_response
+from facesite.files import private_file_response
 
 from . import selectors, services
 from .errors import MemberError

@@ -4,18 +4,15 @@ Rows are written only by ``recognition.services``; pages, the API and tasks all 
 """
 from __future__ import annotations
 
-import uuid
-
 from django.conf import settings
 from django.db import models
+
+from facesite.uploads import generated_name
 
 
 def job_photo_path(instance: "RecognitionJob", filename: str) -> str:
     """A generated name under MEDIA_ROOT; ``filename`` is ``photo.<ext>`` from the sniffed format."""
-    ext = filename.rsplit(".", 1)[-1].lower() if "." in filename else "bin"
-    if not ext.isalnum() or len(ext) > 5:
-        ext = "bin"
-    return f"jobs/{uuid.uuid4().hex[:2]}/{uuid.uuid4().hex}.{ext}"
+    return generated_name("jobs", filename)
 
 
 class RecognitionJob(models.Model):

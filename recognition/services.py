@@ -37,31 +37,26 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from faceengine.errors import EngineError, FacesiteError, ImageError, ImageTooLarge
+from faceengine.images import load_image
+from facesite import engine
 from facesite.disk_full import StorageFull
-from recognition.engine.errors import EngineError, ImageError, ImageTooLarge
-from recognition.engine.images import load_image
+from facesite.engine import image_limits
+from facesite.uploads import photo_extension, read_upload, upload_name
 from recognition.models import RecognitionJob
-from recognition.runtime import image_limits
 
 logger = logging.getLogger(__name__)
 
 Status = RecognitionJob.Status
-_EXTENSIONS = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp", "BMP": "bmp",
-               "GIF": "gif", "TIFF": "tif"}
 # Test hook, documented: when set, a claimed job sleeps this many seconds before the engine
 # runs, so the worker tests can kill a worker that is certainly mid-job. Never set it otherwise.
 TEST_DELAY_ENV = "FACESITE_JOB_TEST_DELAY"
 
 
-class UploadRejected(Exception):
+class UploadRejected(FacesiteError):
     """The upload is not a photo the engine accepts; ``code`` is the engine's stable code."""
 
-    def __init__(self, message: str, *, code: str = ImageError.code) -> None:
-        super().__init__(message)
-        self.code, self.message = code, message
-
-    def as_dict(self) -> dict:
-        return {"code": self.code, "message": self.message}
+    code = ImageError.code
 
 
 # ------------------------------------------------------------------------------- create
@@ -72,23 +67,12 @@ def _read_upload(upload: Any) -> tuple[str, bytes]:
     limit = settings.FACESITE_MAX_UPLOAD_BYTES
     if isinstance(upload, (bytes, bytearray, memoryview)):
         return "", bytes(upload)
-    name = os.path.basename(str(getattr(upload, "name", "") or ""))[:255]
+    name = upload_name(upload)
     size = getattr(upload, "size", None)
     if size is not None and size > limit:
         raise UploadRejected(f"{name or 'The file'} is {size / 1e6:.1f} MB; the limit is {limit / 1e6:.1f} MB.",
                              code=ImageTooLarge.code)
-    if hasattr(upload, "seek"):
-        upload.seek(0)
-    return name, upload.read(limit + 1)
-
-
-def _image_format(data: bytes) -> str:
-    import io
-
-    from PIL import Image
-
-    with Image.open(io.BytesIO(data)) as image:
-        return _EXTENSIONS.get(image.format or "", "bin")
+    return name, read_upload(upload, limit)
 
 
 def job_create(*, user: Any, upload: Any) -> RecognitionJob:
@@ -109,7 +93,7 @@ def job_create(*, user: Any, upload: Any) -> RecognitionJob:
                          image_width=int(rgb.shape[1]), image_height=int(rgb.shape[0]))
     try:
         # A full disk: the partial file is removed and StorageFull raised (facesite.disk_full).
-        job.photo.save(f"photo.{_image_format(data)}", ContentFile(data), save=False)
+        job.photo.save(f"photo.{photo_extension(data)}", ContentFile(data), save=False)
     except StorageFull as exc:
         raise UploadRejected(exc.message, code=exc.code) from exc
     try:
@@ -293,7 +277,7 @@ def job_run(*, job_id: int) -> RunOutcome:
     try:
         _test_delay()
         mark = time.perf_counter()
-        recognizer = member_services.engine_recognizer()  # loads once per process
+        recognizer = engine.recognizer()  # loads once per process
         timings["model"] = round(time.perf_counter() - mark, 3)
         mark = time.perf_counter()
         with job.photo.storage.open(job.photo.name, "rb") as handle:

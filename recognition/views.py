@@ -10,11 +10,11 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
-from facesite.api_errors import status_for_code
+from faceengine.model_fetch import is_installed
+from facesite.api.errors import status_for_code
+from facesite.engine import active_model_spec
 from recognition import selectors, services
-from recognition.files import private_file_response
-from recognition.engine.model_fetch import is_installed
-from recognition.runtime import active_model_spec
+from facesite.files import private_file_response
 
 
 def _wants_json(request: HttpRequest) -> bool:

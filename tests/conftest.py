@@ -108,7 +108,7 @@ def faces_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def default_spec():
-    from recognition.engine.embedders.registry import DEFAULT_MODEL
+    from faceengine.embedders.registry import DEFAULT_MODEL
 
     return DEFAULT_MODEL
 
@@ -116,8 +116,8 @@ def default_spec():
 @pytest.fixture(scope="session")
 def default_embedder(default_spec):
     """The real default model; `make test` fetches it first."""
-    from recognition.engine.embedders.registry import build_embedder
-    from recognition.engine.model_fetch import is_installed
+    from faceengine.embedders.registry import build_embedder
+    from faceengine.model_fetch import is_installed
 
     if not is_installed(default_spec, model_dir()):
         pytest.skip(f"The default model is not in {model_dir()}: run `manage.py fetch_models`")
@@ -127,7 +127,7 @@ def default_embedder(default_spec):
 @pytest.fixture(scope="session")
 def recognizer(default_embedder):
     """The real pipeline: fast MTCNN + alignment + the default model."""
-    from recognition.engine.detection import DetectorConfig, FaceDetector
-    from recognition.engine.recognizer import Recognizer
+    from faceengine.detection import DetectorConfig, FaceDetector
+    from faceengine.recognizer import Recognizer
 
     return Recognizer(FaceDetector(DetectorConfig(cache_dir=model_dir() / "mtcnn")), default_embedder)

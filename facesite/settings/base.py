@@ -175,7 +175,7 @@ LOGOUT_REDIRECT_URL = "login"
 # --- end recognition jobs
 
 # --- The recognition engine -----------------------------------------------------------------
-# The engine itself knows nothing of Django: recognition.runtime turns this block into an
+# The engine itself knows nothing of Django: facesite.engine turns this block into an
 # EngineConfig and loads the engine lazily, once per process.
 FACESITE_MODEL_DIR = Path(env_str("FACESITE_MODEL_DIR", str(VAR_DIR / "models")))
 FACESITE_ENGINE = {
@@ -218,7 +218,7 @@ FACESITE_READINESS_LOAD_ENGINE = env_bool("FACESITE_READINESS_LOAD_ENGINE", Fals
 
 # --- REST API -------------------------------------------------------------------------------
 # /api/v1/: token auth (accounts.ApiToken, hashed) or the session of the pages; every error is
-# {"error": {"code", "message"}} (facesite.api_errors). Rates are per token, from the environment.
+# {"error": {"code", "message"}} (facesite.api.errors). Rates are per token, from the environment.
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "accounts.authentication.ApiTokenAuthentication",
@@ -234,14 +234,14 @@ REST_FRAMEWORK = {
         "engine": env_str("FACESITE_API_ENGINE_RATE", "120/min"),  # calls that run the engine
     },
     "DEFAULT_PARSER_CLASSES": [
-        "facesite.api_parsers.SafeJSONParser",
+        "facesite.api.parsers.SafeJSONParser",
         "rest_framework.parsers.MultiPartParser",
         "rest_framework.parsers.FormParser",
     ],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": env_int("FACESITE_API_PAGE_SIZE", 50),
-    "EXCEPTION_HANDLER": "facesite.api_errors.exception_handler",
+    "EXCEPTION_HANDLER": "facesite.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }

@@ -82,8 +82,8 @@ def anon_api() -> APIClient:
 
 @pytest.fixture(scope="session")
 def real_recognizer():
-    from recognition.engine.model_fetch import is_installed
-    from recognition.runtime import active_model_spec, get_recognizer
+    from faceengine.model_fetch import is_installed
+    from facesite.engine import active_model_spec, get_recognizer
 
     spec = active_model_spec()
     if not is_installed(spec, django_settings.FACESITE_MODEL_DIR):

@@ -18,8 +18,8 @@ CLOSED_PORT_BROKER = "redis://127.0.0.1:1/0"
 
 @pytest.fixture
 def real_model(settings):
-    from recognition.engine.model_fetch import is_installed
-    from recognition.runtime import active_model_spec
+    from faceengine.model_fetch import is_installed
+    from facesite.engine import active_model_spec
 
     if not is_installed(active_model_spec(), model_dir()):
         pytest.skip(f"The default model is not in {model_dir()}: run `manage.py fetch_models`")
@@ -90,7 +90,7 @@ def test_readyz_503_when_the_broker_port_is_closed(client, settings, real_model)
 def test_readyz_503_when_the_model_file_is_missing(client, settings, tmp_path, monkeypatch):
     import functools
 
-    from recognition import runtime
+    from facesite import engine as runtime
 
     settings.CELERY_TASK_ALWAYS_EAGER = True
     settings.FACESITE_MODEL_DIR = tmp_path  # an empty model folder

@@ -57,8 +57,8 @@ def obama(media_root):
     from django.conf import settings
 
     from members.services import member_create
-    from recognition.engine.model_fetch import is_installed
-    from recognition.runtime import active_model_spec
+    from faceengine.model_fetch import is_installed
+    from facesite.engine import active_model_spec
 
     if not is_installed(active_model_spec(), settings.FACESITE_MODEL_DIR):
         pytest.skip(f"The default model is not in {settings.FACESITE_MODEL_DIR}: run `manage.py fetch_models`")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from recognition.engine.align import ARCFACE_TEMPLATE, align_face, center_crop, similarity_transform
+from faceengine.align import ARCFACE_TEMPLATE, align_face, center_crop, similarity_transform
 
 
 def _apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:

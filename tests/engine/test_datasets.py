@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from recognition.engine.evaluation.datasets import (
+from faceengine.evaluation.datasets import (
     ImageRef,
     PairSet,
     load_benchmark,

@@ -6,11 +6,11 @@ import json
 import numpy as np
 import pytest
 
-from recognition.engine.embedders.base import Embedder, InputConvention
-from recognition.engine.embedders.registry import (
+from faceengine.embedders.base import Embedder, InputConvention
+from faceengine.embedders.registry import (
     ModelSpec, build_embedder, load_model_spec, save_model_spec,
 )
-from recognition.engine.errors import ModelError
+from faceengine.errors import ModelError
 
 
 class LinearEmbedder(Embedder):
@@ -107,7 +107,7 @@ def test_default_tflite_model(default_embedder):
 def test_fixed_batch_file_is_freed_without_changing_its_vectors(default_embedder, default_spec):
     """The file is compiled for batches of 2; after the in-memory rewrite one face costs one
     face, and the vectors are exactly the original interpreter's."""
-    from recognition.engine.embedders.tflite import make_interpreter
+    from faceengine.embedders.tflite import make_interpreter
     from tests.conftest import model_dir
 
     assert default_embedder.fixed_batch is None

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from recognition.engine.errors import ImageError, ImageTooLarge, UnsupportedImageType
-from recognition.engine.images import ImageLimits, load_image
+from faceengine.errors import ImageError, ImageTooLarge, UnsupportedImageType
+from faceengine.images import ImageLimits, load_image
 
 
 def _jpeg(width: int = 64, height: int = 48, **save_kwargs) -> bytes:

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from recognition.engine import mtcnn_fast
-from recognition.engine.mtcnn_fast import DetectedFace, MTCNNDetector
+from faceengine import mtcnn_fast
+from faceengine.mtcnn_fast import DetectedFace, MTCNNDetector
 
 DATA = Path(os.environ.get("FACESITE_TEST_DATA",
                            Path(__file__).resolve().parents[2].parent / "shared" / "faces"))

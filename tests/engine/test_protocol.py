@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from recognition.engine.evaluation.protocol import (
+from faceengine.evaluation.protocol import (
     VerificationResult,
     assign_folds,
     best_threshold,

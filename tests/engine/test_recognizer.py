@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from recognition.engine.errors import ImageError
-from recognition.engine.gallery import Gallery
+from faceengine.errors import ModelMismatch, ImageError
+from faceengine.gallery import Gallery
 from tests.conftest import require_file
 
 FR = "samples/face_recognition/examples"
@@ -72,7 +72,7 @@ def test_recognize_names_both_people_in_a_group_photo(recognizer, default_spec):
 
 def test_recognize_refuses_another_models_gallery(recognizer):
     gallery = Gallery("other-model", 192, ["x"], np.ones((1, 192), np.float32) / np.sqrt(192))
-    with pytest.raises(ValueError, match="cannot be compared"):
+    with pytest.raises(ModelMismatch, match="cannot be compared"):
         recognizer.recognize(require_file(f"{FR}/obama.jpg"), gallery, 0.5)
 
 
@@ -153,7 +153,7 @@ def test_second_pass_finds_a_face_in_a_photo_stored_sideways(recognizer):
 
 
 def test_unrotate_maps_points_back():
-    from recognition.engine.detection import _unrotate_points
+    from faceengine.detection import _unrotate_points
 
     image = np.zeros((40, 60, 3), np.uint8)  # h=40, w=60
     point = np.array([[10.0, 5.0]], np.float32)  # x=10, y=5 in the original

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from recognition.engine.evaluation.datasets import ImageRef, PairSet
-from recognition.engine.evaluation.runner import evaluate_pairset
-from recognition.engine.recognizer import PrimaryEmbedding
+from faceengine.evaluation.datasets import ImageRef, PairSet
+from faceengine.evaluation.runner import evaluate_pairset
+from faceengine.recognizer import PrimaryEmbedding
 
 
 class ScriptedRecognizer:

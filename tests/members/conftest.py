@@ -11,8 +11,8 @@ from django.conf import settings as django_settings
 from django.db import connection
 
 from members import selectors
-from recognition.engine.embedders.base import Embedder, InputConvention
-from recognition.engine.images import ImageLimits
+from faceengine.embedders.base import Embedder, InputConvention
+from faceengine.images import ImageLimits
 
 FAKE_MODEL, FAKE_DIM = "fake-colour", 8
 
@@ -69,7 +69,7 @@ def face_photo(colour: str, box=(40, 20, 60, 70), **kwargs) -> bytes:
 
 class FakeDetector:
     def detect(self, image: np.ndarray):
-        from recognition.engine.mtcnn_fast import DetectedFace
+        from faceengine.mtcnn_fast import DetectedFace
 
         faces = []
         colours = np.unique(image.reshape(-1, 3), axis=0)
@@ -103,7 +103,7 @@ class FakeEmbedder(Embedder):
 
 
 def make_fake_recognizer(name: str = FAKE_MODEL, dim: int = FAKE_DIM, seed: int = 0):
-    from recognition.engine.recognizer import Recognizer
+    from faceengine.recognizer import Recognizer
 
     return Recognizer(FakeDetector(), FakeEmbedder(name, dim, seed), limits=ImageLimits())
 
@@ -118,7 +118,7 @@ def fake_engine(monkeypatch):
             recognizers[model_name] = make_fake_recognizer(model_name, FAKE_DIM, seed=len(recognizers))
         return recognizers[model_name]
 
-    monkeypatch.setattr("members.services.engine_recognizer", engine)
+    monkeypatch.setattr("facesite.engine.recognizer", engine)
     return engine
 
 
@@ -136,8 +136,8 @@ def lfw_dir() -> Path:
 @pytest.fixture(scope="session")
 def real_recognizer():
     """The configured engine (MTCNN + the default model), loaded once per test session."""
-    from recognition.engine.model_fetch import is_installed
-    from recognition.runtime import active_model_spec, get_recognizer
+    from faceengine.model_fetch import is_installed
+    from facesite.engine import active_model_spec, get_recognizer
 
     spec = active_model_spec()
     if not is_installed(spec, django_settings.FACESITE_MODEL_DIR):

@@ -1,11 +1,13 @@
-"""recognition.engine.index: the backends agree with exact search; labels come back once."""
+"""faceengine.index: the backends agree with exact search; labels come back once."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from recognition.engine.gallery import Gallery
-from recognition.engine.index import GalleryIndex, IndexConfig, normalize_rows
+from faceengine.errors import ModelMismatch
+
+from faceengine.gallery import Gallery
+from faceengine.index import GalleryIndex, IndexConfig, normalize_rows
 
 
 def clustered(n_labels: int, per_label: int, dim: int = 32, seed: int = 0, noise: float = 0.35):
@@ -66,16 +68,16 @@ def test_empty_index_small_k_and_compatibility():
     index = GalleryIndex("m", 4, [1, 2], np.eye(4, dtype=np.float32)[:2])
     assert len(index.search(np.ones(4), k=10)[0]) == 2
     index.check_compatible("m", 4)
-    with pytest.raises(ValueError, match="cannot be compared"):
+    with pytest.raises(ModelMismatch, match="cannot be compared"):
         index.check_compatible("other", 4)
-    with pytest.raises(ValueError, match="cannot be compared"):
+    with pytest.raises(ModelMismatch, match="cannot be compared"):
         index.check_compatible("m", 8)
     with pytest.raises(ValueError):
         GalleryIndex("m", 4, [1, 2, 3], np.eye(4, dtype=np.float32)[:2])
 
 
 def test_numpy_search_in_blocks_gives_the_same_answer(monkeypatch):
-    import recognition.engine.index as module
+    import faceengine.index as module
 
     labels, vectors, _ = clustered(200, 1, seed=5)
     queries = vectors[::7]

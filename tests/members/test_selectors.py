@@ -4,7 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from faceengine.errors import ModelMismatch
+
 from members import errors, selectors, services
+from members.services import gallery
 from members.models import Embedding, FaceSample, Member, Template, vector_to_bytes
 
 from .conftest import FAKE_DIM, FAKE_MODEL, face_photo, make_fake_recognizer
@@ -35,7 +38,7 @@ def test_another_workers_change_is_noticed_through_the_database(fake_engine):
     assert selectors.gallery_for_model(model_name=FAKE_MODEL, dim=FAKE_DIM).labels == [red.pk]
     # Another process changed the gallery: only the token in the database tells this one.
     Member.objects.filter(pk=red.pk).update(is_active=False)
-    services._bump_gallery_version()
+    gallery.bump_gallery_version()
     assert len(selectors.gallery_for_model(model_name=FAKE_MODEL, dim=FAKE_DIM)) == 0
 
 
@@ -48,9 +51,9 @@ def test_models_are_never_mixed(fake_engine):
     np.testing.assert_allclose(other.search(embed("red", "other", 1)[None], 1)[0][0].similarity, 1.0, atol=1e-5)
     assert len(selectors.gallery_for_model(model_name="unknown", dim=FAKE_DIM)) == 0
     assert len(selectors.gallery_for_model(model_name=FAKE_MODEL, dim=FAKE_DIM * 2)) == 0
-    with pytest.raises(ValueError, match="cannot be compared"):
+    with pytest.raises(ModelMismatch, match="cannot be compared"):
         other.check_compatible(FAKE_MODEL, FAKE_DIM)
-    with pytest.raises(ValueError, match="cannot be compared"):
+    with pytest.raises(ModelMismatch, match="cannot be compared"):
         make_fake_recognizer().recognize(face_photo("red"), other, threshold=0.5)
 
 
@@ -76,7 +79,7 @@ def test_settings_choose_match_mode_threshold_and_backend(fake_engine, settings)
     assert len(gallery) == 2 and gallery.backend == "faiss"
     assert selectors.identification_threshold() == 0.7
     settings.FACESITE_GALLERY = {}
-    from recognition.runtime import active_model_spec
+    from facesite.engine import active_model_spec
 
     assert selectors.identification_threshold() == active_model_spec().identification_threshold
 
@@ -85,7 +88,7 @@ def test_a_corrupt_vector_is_skipped_not_fatal(fake_engine):
     member = services.member_create(display_name="Red", photos=[face_photo("red")]).member
     broken = services.member_create(display_name="Broken", photos=[face_photo("blue")]).member
     Template.objects.filter(member=broken).update(vector=vector_to_bytes(np.ones(3)))
-    services._bump_gallery_version()
+    gallery.bump_gallery_version()
     assert selectors.gallery_for_model(model_name=FAKE_MODEL, dim=FAKE_DIM).labels == [member.pk]
 
 

@@ -6,8 +6,8 @@ import os
 import pytest
 from django.core.management import CommandError, call_command
 
-from recognition.engine.embedders.registry import DEFAULT_MODEL
-from recognition.engine.model_fetch import sha256_of
+from faceengine.embedders.registry import DEFAULT_MODEL
+from faceengine.model_fetch import sha256_of
 from tests.conftest import model_dir
 
 

@@ -7,6 +7,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from members import services as member_services
+from members.models import Member
 from recognition.models import RecognitionJob
 from tests.members.conftest import (  # noqa: F401  (fixtures)
     _own_media_root, draw_photo, face_photo, fake_engine, fresh_gallery_cache)
@@ -118,7 +119,7 @@ def test_members_pages_and_enrolment_through_the_worker_task(client, staff, fake
             "display_name": "Green Person", "mode": "average",
             "photos": [SimpleUploadedFile("g1.png", face_photo("green")), SimpleUploadedFile("g2.png", face_photo("green"))],
         })
-    member = member_services.Member.objects.get(display_name="Green Person")
+    member = Member.objects.get(display_name="Green Person")
     assert response.status_code == 302 and response["Location"] == reverse("member-detail", args=[member.pk])
     assert member.faces.count() == 2 and member.uploads.filter(status="done").count() == 2
     listing = client.get(reverse("member-list")).content.decode()

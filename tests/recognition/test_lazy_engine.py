@@ -12,7 +12,7 @@ os.environ["DJANGO_SETTINGS_MODULE"] = "facesite.settings.test"
 import django
 django.setup()
 from django.core.management import call_command
-import facesite.urls, recognition.runtime, recognition.views
+import facesite.urls, facesite.engine, recognition.views
 call_command("check")
 heavy = sorted(m for m in ("tensorflow", "keras", "onnxruntime", "faiss") if m in sys.modules)
 print("HEAVY:" + ",".join(heavy))

@@ -10,7 +10,7 @@ from tests.conftest import ROOT, model_dir
 SCRIPT = """
 import django
 django.setup()
-from recognition.runtime import get_recognizer
+from facesite.engine import get_recognizer
 recognizer = get_recognizer()
 import tensorflow as tf
 assert get_recognizer() is recognizer  # once per process

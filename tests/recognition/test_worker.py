@@ -61,8 +61,8 @@ def broker(redis_db):
 
 @pytest.fixture
 def engine_ready():
-    from recognition.engine.model_fetch import is_installed
-    from recognition.runtime import active_model_spec
+    from faceengine.model_fetch import is_installed
+    from facesite.engine import active_model_spec
 
     spec = active_model_spec()
     if not is_installed(spec, django_settings.FACESITE_MODEL_DIR):

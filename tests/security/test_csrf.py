@@ -13,6 +13,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from members import services as member_services
+from members.models import Member
 from recognition.services import job_create
 
 from .conftest import PASSWORD, face_photo, make_user
@@ -143,7 +144,7 @@ def test_admin_forms_carry_the_token_and_refuse_without_it(world):
         forms = post_forms(client.get(url).content.decode())
         assert forms and all("csrfmiddlewaretoken" in form["inputs"] for form in forms), url
         assert client.post(url, {"display_name": "Mallory", "post": "yes"}).status_code == 403, url
-    assert member_services.Member.objects.filter(pk=kwargs["member_id"], display_name="Ada").exists()
+    assert Member.objects.filter(pk=kwargs["member_id"], display_name="Ada").exists()
 
 
 def test_the_api_refuses_a_session_post_without_the_token(world):
@@ -156,7 +157,7 @@ def test_the_api_refuses_a_session_post_without_the_token(world):
                       ("/api/v1/recognize", {"image": face_photo("red")})):
         response = client.post(url, data, format="json" if "members" in url else "multipart")
         assert response.status_code == 403 and "CSRF" in response.json()["error"]["message"], url
-    assert not member_services.Member.objects.filter(display_name="Mallory").exists()
+    assert not Member.objects.filter(display_name="Mallory").exists()
     # A token in the header is not a cookie a browser sends by itself: no CSRF check needed.
     from .conftest import api_for
 

@@ -225,7 +225,7 @@ def test_a_16_bit_png_of_a_real_face_is_found_like_its_8_bit_copy(recognizer):
 def test_32_bit_integer_and_float_images_are_scaled_not_clipped(mode):
     from PIL import Image
 
-    from recognition.engine.images import load_image
+    from faceengine.images import load_image
 
     ramp = np.tile(np.linspace(0, 1, 64), (16, 1))
     samples = (ramp * 65535).astype(np.int32) if mode == "I" else ramp.astype(np.float32)
@@ -259,8 +259,8 @@ def test_verify_against_a_member_needs_the_view_permission(victim):
 
 
 def test_the_bomb_message_quotes_the_configured_limit():
-    from recognition.engine.errors import ImageTooLarge
-    from recognition.engine.images import ImageLimits, load_image
+    from faceengine.errors import ImageTooLarge
+    from faceengine.images import ImageLimits, load_image
 
     with pytest.raises(ImageTooLarge) as error:
         load_image(png_claiming(30000, 30000), ImageLimits(max_pixels=12_345_678))

@@ -29,13 +29,13 @@ def small_limits(settings):
 
 @pytest.fixture
 def engine_with_limits(monkeypatch, settings):
-    """The fake engine built as recognition.runtime builds the real one: limits from the settings."""
-    from recognition.engine.recognizer import Recognizer
-    from recognition.runtime import image_limits
+    """The fake engine built as facesite.engine builds the real one: limits from the settings."""
+    from faceengine.recognizer import Recognizer
+    from facesite.engine import image_limits
     from tests.members.conftest import FakeDetector, FakeEmbedder
 
     recognizer = Recognizer(FakeDetector(), FakeEmbedder(), limits=image_limits())
-    monkeypatch.setattr("members.services.engine_recognizer", lambda model_name=None: recognizer)
+    monkeypatch.setattr("facesite.engine.recognizer", lambda model_name=None: recognizer)
     return recognizer
 
 

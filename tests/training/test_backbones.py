@@ -7,7 +7,7 @@ import pytest
 pytest.importorskip("tensorflow")
 import keras  # noqa: E402
 
-from recognition.training.backbones import build_backbone  # noqa: E402
+from facetrain.backbones import build_backbone  # noqa: E402
 
 
 def trainable(model) -> int:
@@ -94,7 +94,7 @@ def test_mobilefacenet_by_name():
     try:
         model = build_backbone("mobilefacenet", embedding_size=128, input_size=112)
     except ImportError:
-        pytest.skip("recognition/training/backbones/mobilefacenet.py is not there yet")
+        pytest.skip("facetrain/backbones/mobilefacenet.py is not there yet")
     assert model.output_shape == (None, 128)
 
 

@@ -7,10 +7,10 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from recognition.training.data.folder import align_identities, scan_identities  # noqa: E402
-from recognition.training.data.pipeline import batches, open_training_data  # noqa: E402
-from recognition.training.data.recordio import write_recordio  # noqa: E402
-from recognition.training.data.tfrecord import tfrecord_dataset, write_tfrecord  # noqa: E402
+from facetrain.data.folder import align_identities, scan_identities  # noqa: E402
+from facetrain.data.pipeline import batches, open_training_data  # noqa: E402
+from facetrain.data.recordio import write_recordio  # noqa: E402
+from facetrain.data.tfrecord import tfrecord_dataset, write_tfrecord  # noqa: E402
 
 
 def png(value: int, size: int = 20) -> bytes:

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 
-from recognition.engine.embedders.base import InputConvention
-from recognition.engine.embedders.registry import DEFAULT_MODEL, build_embedder, load_model_spec
-from recognition.engine.errors import ModelError
+from faceengine.embedders.base import InputConvention
+from faceengine.embedders.registry import DEFAULT_MODEL, build_embedder, load_model_spec
+from faceengine.errors import ModelError
 from tests.conftest import lfw_subset, model_dir, require_file
 
 FR = "samples/face_recognition/examples"
@@ -56,7 +56,7 @@ def models(settings, tmp_path):
 def fresh_engine():
     """get_recognizer caches per model name for the process: start and end without any."""
     from members.selectors import clear_gallery_cache
-    from recognition.runtime import get_recognizer
+    from facesite.engine import get_recognizer
 
     get_recognizer.cache_clear()
     clear_gallery_cache()
@@ -68,8 +68,8 @@ def fresh_engine():
 # ----------------------------------------------------------------------------- export_model()
 
 def test_keras_export_writes_model_and_metadata_that_serve_the_same_vectors(models):
-    from recognition.engine.model_fetch import sha256_of
-    from recognition.training.export import export_model
+    from faceengine.model_fetch import sha256_of
+    from facetrain.export import export_model
 
     model = _tiny_model()
     spec = export_model(model, name="tiny", model_dir=models, verification_threshold=0.3,
@@ -89,7 +89,7 @@ def test_keras_export_writes_model_and_metadata_that_serve_the_same_vectors(mode
 
 
 def test_savedmodel_export_serves_the_same_vectors_and_is_replaced_on_reexport(models):
-    from recognition.training.export import export_model
+    from facetrain.export import export_model
 
     first, second = _tiny_model(seed=0), _tiny_model(seed=1)
     faces = _faces(5)
@@ -107,7 +107,7 @@ def test_savedmodel_export_serves_the_same_vectors_and_is_replaced_on_reexport(m
 
 
 def test_default_thresholds_keep_the_1n_bar_above_the_11_one(models):
-    from recognition.training.export import export_model
+    from facetrain.export import export_model
 
     model = _tiny_model()
     spec = export_model(model, name="a", model_dir=models)
@@ -118,7 +118,7 @@ def test_default_thresholds_keep_the_1n_bar_above_the_11_one(models):
 
 @pytest.mark.parametrize("name", ["mobilefacenet", "../evil", "a/b", "", "x.json", ".hidden"])
 def test_export_refuses_builtin_and_unsafe_names(models, name):
-    from recognition.training.export import export_model
+    from facetrain.export import export_model
 
     with pytest.raises(ModelError, match="builtin" if name == "mobilefacenet" else "Bad model name"):
         export_model(_tiny_model(), name=name, model_dir=models)
@@ -134,7 +134,7 @@ def test_export_refuses_builtin_and_unsafe_names(models, name):
     ({"fmt": "onnx"}, "format must be one of"),
 ])
 def test_export_refuses_bad_metadata(models, kwargs, message):
-    from recognition.training.export import export_model
+    from facetrain.export import export_model
 
     with pytest.raises(ModelError, match=message):
         export_model(_tiny_model(), name="tiny", model_dir=models, **kwargs)
@@ -144,7 +144,7 @@ def test_export_refuses_bad_metadata(models, kwargs, message):
 def test_export_refuses_a_model_that_is_not_an_embedder(models):
     import keras
 
-    from recognition.training.export import export_model
+    from facetrain.export import export_model
 
     inputs = keras.Input((112, 112, 3))
     feature_map = keras.Model(inputs, keras.layers.Conv2D(4, 3)(inputs))
@@ -155,7 +155,7 @@ def test_export_refuses_a_model_that_is_not_an_embedder(models):
 # ------------------------------------------------------------------ metadata read by the engine
 
 def test_metadata_that_lies_about_the_dimension_is_refused_at_load(models):
-    from recognition.training.export import export_model
+    from facetrain.export import export_model
 
     export_model(_tiny_model(), name="tiny", model_dir=models)
     card = json.loads((models / "tiny.json").read_text())
@@ -177,7 +177,7 @@ def test_broken_metadata_gives_a_clear_error(models, text, message):
 
 
 def test_a_corrupt_model_file_gives_a_clear_error(models):
-    from recognition.training.export import export_model
+    from facetrain.export import export_model
 
     spec = export_model(_tiny_model(), name="tiny", model_dir=models)
     (models / "tiny.keras").write_bytes(b"PK\x03\x04 truncated")
@@ -255,7 +255,7 @@ def test_recognize_command_with_an_exported_model(models, tmp_path, fresh_engine
                  "--model", "tiny", "--json", stdout=out)
     result = json.loads(out.getvalue())[0]
     assert result["error"] is None and len(result["faces"]) == 3
-    from recognition.runtime import get_recognizer
+    from facesite.engine import get_recognizer
 
     assert (get_recognizer("tiny").model_name, get_recognizer("tiny").dim) == ("tiny", 16)
     with pytest.raises(CommandError, match="Unknown model 'nope'"):

@@ -8,7 +8,7 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from recognition.training.heads import ArcMarginHead, MarginConfig, cosine_logits, margin_logits  # noqa: E402
+from facetrain.heads import ArcMarginHead, MarginConfig, cosine_logits, margin_logits  # noqa: E402
 
 
 def hand_logits(x: np.ndarray, w: np.ndarray, labels: np.ndarray, c: MarginConfig) -> np.ndarray:

@@ -6,13 +6,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recognition.engine.errors import ModelError
+from faceengine.errors import ModelError
 from tests.conftest import model_dir, require_file
 
 
 @pytest.fixture(scope="module")
 def tflite_path(default_spec) -> Path:
-    from recognition.engine.model_fetch import is_installed
+    from faceengine.model_fetch import is_installed
 
     if not is_installed(default_spec, model_dir()):
         pytest.skip(f"The default model is not in {model_dir()}: run `manage.py fetch_models`")
@@ -21,14 +21,14 @@ def tflite_path(default_spec) -> Path:
 
 @pytest.fixture(scope="module")
 def imported(tflite_path):
-    from recognition.training.tflite_import import import_default_model
+    from facetrain.tflite_import import import_default_model
 
     return import_default_model(tflite_path)
 
 
 @pytest.fixture(scope="module")
 def keras_embedder(imported, default_spec):
-    from recognition.engine.embedders.keras import KerasEmbedder
+    from faceengine.embedders.keras import KerasEmbedder
 
     return KerasEmbedder.from_model(imported, name="mobilefacenet-keras", dim=default_spec.dim,
                                     convention=default_spec.convention)
@@ -48,7 +48,7 @@ def test_structure_matches_the_file(tflite_path, imported):
     """Every conv, PReLU and shortcut of the file has its layer, and every parameter its weight."""
     import keras
 
-    from recognition.training.tflite_import import read_tflite_weights
+    from facetrain.tflite_import import read_tflite_weights
 
     weights = read_tflite_weights(tflite_path)
     assert weights.input_shape == (2, 112, 112, 3) and weights.embedding_size == 192
@@ -67,7 +67,7 @@ def test_structure_matches_the_file(tflite_path, imported):
 
 def test_raw_outputs_match_the_interpreter(tflite_path, imported, default_spec):
     """The un-normalised vectors themselves, against the untouched file run by the interpreter."""
-    from recognition.engine.embedders.tflite import make_interpreter
+    from faceengine.embedders.tflite import make_interpreter
 
     interpreter = make_interpreter(tflite_path)  # the file as shipped: a fixed batch of 2
     interpreter.allocate_tensors()
@@ -123,7 +123,7 @@ def test_other_embedding_sizes_build_and_train():
     """From scratch, for the trainer: another width, another input size, and weights that move."""
     import keras
 
-    from recognition.training.backbones.mobilefacenet import mobilefacenet
+    from facetrain.backbones.mobilefacenet import mobilefacenet
 
     model = mobilefacenet(embedding_size=128, input_size=64)
     assert model.output_shape == (None, 128)
@@ -146,29 +146,29 @@ def test_other_embedding_sizes_build_and_train():
 
 
 def test_input_size_must_be_a_multiple_of_16():
-    from recognition.training.backbones.mobilefacenet import mobilefacenet
+    from facetrain.backbones.mobilefacenet import mobilefacenet
 
     with pytest.raises(ValueError, match="multiple of 16"):
         mobilefacenet(input_size=100)
 
 
 def test_build_backbone_by_name_gives_this_network():
-    backbones = pytest.importorskip("recognition.training.backbones")
+    backbones = pytest.importorskip("facetrain.backbones")
     model = backbones.build_backbone("mobilefacenet", embedding_size=192)
     assert model.output_shape == (None, 192)
     assert model.get_layer("head_gdc").kernel.shape == (7, 7, 512, 1)
 
 
 def test_import_refuses_a_network_that_is_not_the_file(tflite_path):
-    from recognition.training.backbones.mobilefacenet import mobilefacenet
-    from recognition.training.tflite_import import load_default_weights
+    from facetrain.backbones.mobilefacenet import mobilefacenet
+    from facetrain.tflite_import import load_default_weights
 
     with pytest.raises(ModelError, match="does not match the file"):
         load_default_weights(mobilefacenet(embedding_size=128), tflite_path)
 
 
 def test_import_refuses_a_file_that_is_not_tflite(tmp_path):
-    from recognition.training.tflite_import import read_tflite_weights
+    from facetrain.tflite_import import read_tflite_weights
 
     junk = tmp_path / "junk.tflite"
     junk.write_bytes(b"\x00" * 64)

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from recognition.training.data.recordio import (
+from facetrain.data.recordio import (
     MAGIC, FacePack, IRHeader, RecordIOReader, pack_record, unpack_record, write_recordio,
 )
 

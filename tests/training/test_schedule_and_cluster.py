@@ -8,8 +8,8 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from recognition.training.schedule import WarmupSchedule  # noqa: E402
-from recognition.training.trainer import choose_strategy, is_chief  # noqa: E402
+from facetrain.schedule import WarmupSchedule  # noqa: E402
+from facetrain.trainer import choose_strategy, is_chief  # noqa: E402
 
 
 def values(schedule, steps):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 
-from recognition.training.data.recordio import write_recordio
+from facetrain.data.recordio import write_recordio
 
 pytest.importorskip("tensorflow")
 

@@ -11,11 +11,11 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 import keras  # noqa: E402
 
-from recognition.training.data.pipeline import open_training_data  # noqa: E402
-from recognition.training.data.recordio import write_recordio  # noqa: E402
-from recognition.training.heads import MarginConfig  # noqa: E402
-from recognition.training.trainer import TrainConfig, Trainer  # noqa: E402
-from recognition.training.verification import VerificationSet  # noqa: E402
+from facetrain.data.pipeline import open_training_data  # noqa: E402
+from facetrain.data.recordio import write_recordio  # noqa: E402
+from facetrain.heads import MarginConfig  # noqa: E402
+from facetrain.trainer import TrainConfig, Trainer  # noqa: E402
+from facetrain.verification import VerificationSet  # noqa: E402
 
 SIZE = 32
 

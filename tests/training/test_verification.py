@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recognition.engine.evaluation.datasets import ImageRef, PairSet
-from recognition.training.verification import VerificationSet, embed_faces, evaluate_sets, from_pairset
+from faceengine.evaluation.datasets import ImageRef, PairSet
+from facetrain.verification import VerificationSet, embed_faces, evaluate_sets, from_pairset
 from tests.conftest import model_dir, require_file
 
 
@@ -63,10 +63,10 @@ def test_bin_images_are_decoded_and_resized_without_alignment():
 def test_lfw_photos_aligned_by_the_engine_and_cached(tmp_path):
     """A few real LFW pairs through the engine's detector: crops come out aligned and cached."""
     pairs_txt = require_file("lfw/pairs.txt")
-    from recognition.engine.align import ARCFACE_TEMPLATE
-    from recognition.engine.detection import DetectorConfig, FaceDetector
-    from recognition.engine.evaluation.datasets import read_lfw
-    from recognition.training.data.folder import engine_aligner
+    from faceengine.align import ARCFACE_TEMPLATE
+    from faceengine.detection import DetectorConfig, FaceDetector
+    from faceengine.evaluation.datasets import read_lfw
+    from facetrain.data.folder import engine_aligner
 
     full = read_lfw(pairs_txt.parent)
     keep = np.concatenate([np.flatnonzero(full.same)[:3], np.flatnonzero(~full.same)[:3]])

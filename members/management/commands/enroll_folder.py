@@ -7,9 +7,9 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from faceengine.errors import EngineError
 from members.errors import MemberError
 from members.services import ON_EXISTING, folder_enroll, person_files
-from recognition.engine.errors import EngineError
 
 
 class Command(BaseCommand):

@@ -7,10 +7,10 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from recognition.engine.errors import EngineError
-from recognition.engine.evaluation.datasets import load_benchmark, read_lfw
-from recognition.engine.evaluation.runner import evaluate_pairset
-from recognition.runtime import get_recognizer
+from faceengine.errors import EngineError
+from faceengine.evaluation.datasets import load_benchmark, read_lfw
+from faceengine.evaluation.runner import evaluate_pairset
+from facesite.engine import get_recognizer
 
 
 class Command(BaseCommand):

@@ -7,8 +7,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from recognition.engine.embedders.registry import DEFAULT_MODEL
-from recognition.engine.errors import EngineError
+from faceengine.embedders.registry import DEFAULT_MODEL
+from faceengine.errors import EngineError
 
 
 class Command(BaseCommand):
@@ -47,7 +47,7 @@ class Command(BaseCommand):
         parser.add_argument("--no-progress", action="store_true", help="Hide the progress bar.")
 
     def handle(self, *args, **options) -> None:
-        from recognition.training.export import check_export_name, export_model, load_training_run
+        from facetrain.export import check_export_name, export_model, load_training_run
 
         model_dir = Path(settings.FACESITE_MODEL_DIR)
         verification = options["threshold"]
@@ -55,7 +55,7 @@ class Command(BaseCommand):
         try:
             check_export_name(options["name"])  # before minutes of loading and measuring
             if options["from_default"]:
-                from recognition.training.tflite_import import import_default_model
+                from facetrain.tflite_import import import_default_model
 
                 model = import_default_model(model_dir / DEFAULT_MODEL.filename)
                 convention = DEFAULT_MODEL.convention
@@ -86,8 +86,8 @@ class Command(BaseCommand):
             f"Use it with --model {spec.name} or FACESITE_MODEL={spec.name}."))
 
     def _measure(self, model, convention, options):
-        from recognition.runtime import detector_config
-        from recognition.training.export import measure_lfw
+        from facesite.engine import detector_config
+        from facetrain.export import measure_lfw
 
         lfw_dir: Path = options["measure_lfw"]
         if not lfw_dir.is_dir():

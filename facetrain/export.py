@@ -2,7 +2,7 @@
 
 An export is two things: the network (``<name>.keras``, or a SavedModel folder ``<name>``) and its
 identity card ``<name>.json`` (backend, file, dimension, input convention, thresholds), read by
-``recognition.engine.embedders.registry``. Both are written under temporary names and renamed into
+``faceengine.embedders.registry``. Both are written under temporary names and renamed into
 place, the card last, so the engine never sees a card pointing at a half-written network.
 """
 from __future__ import annotations
@@ -15,12 +15,12 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterable
 
-from recognition.engine.embedders.base import InputConvention
-from recognition.engine.embedders.registry import (
+from faceengine.embedders.base import InputConvention
+from faceengine.embedders.registry import (
     BUILTIN_MODELS, DEFAULT_MODEL, ModelSpec, save_model_spec,
 )
-from recognition.engine.errors import ModelError
-from recognition.engine.model_fetch import sha256_of
+from faceengine.errors import ModelError
+from faceengine.model_fetch import sha256_of
 
 FORMATS = {"keras": "keras", "savedmodel": "savedmodel"}  # format -> registry backend
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -154,11 +154,11 @@ def measure_lfw(model, *, lfw_dir: Path, convention: InputConvention, detector_c
     """Run the LFW 10-fold protocol on an in-memory model through the whole pipeline (MTCNN,
     alignment, this embedder); returns the runner's BenchmarkReport, whose ``result.threshold``
     (the mean of the per-fold thresholds) is what an export stores as its 1:1 threshold."""
-    from recognition.engine.detection import FaceDetector
-    from recognition.engine.embedders.keras import KerasEmbedder
-    from recognition.engine.evaluation.datasets import read_lfw
-    from recognition.engine.evaluation.runner import evaluate_pairset
-    from recognition.engine.recognizer import Recognizer
+    from faceengine.detection import FaceDetector
+    from faceengine.embedders.keras import KerasEmbedder
+    from faceengine.evaluation.datasets import read_lfw
+    from faceengine.evaluation.runner import evaluate_pairset
+    from faceengine.recognizer import Recognizer
 
     _, dim = _model_shapes(model)
     pairset = read_lfw(Path(lfw_dir), pairs_file)

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recognition.engine.errors import ModelError
+from faceengine.errors import ModelError
 
 CONV_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D")
 

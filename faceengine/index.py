@@ -1,6 +1,6 @@
 """A searchable gallery index: exact numpy search for small galleries, FAISS for big ones.
 
-The index answers the same questions as :class:`recognition.engine.gallery.Gallery`
+The index answers the same questions as :class:`faceengine.gallery.Gallery`
 (``search``, ``check_compatible``, ``len``), so it can be handed to ``Recognizer.recognize``.
 Three backends, chosen by size unless forced:
 
@@ -27,7 +27,7 @@ from typing import Hashable, Sequence
 
 import numpy as np
 
-from .gallery import Match
+from .gallery import Match, check_same_model
 
 BACKENDS = ("auto", "numpy", "faiss", "hnsw")
 # Queries x gallery similarity block kept under this many floats (256 MiB) by the numpy search.
@@ -121,11 +121,7 @@ class GalleryIndex:
                 f"labels={self.label_count}, backend={self.backend!r})")
 
     def check_compatible(self, model_name: str, dim: int) -> None:
-        if (model_name, int(dim)) != (self.model_name, self.dim):
-            raise ValueError(
-                f"The gallery holds {self.model_name} ({self.dim}-d) vectors; "
-                f"queries from {model_name} ({dim}-d) cannot be compared with them."
-            )
+        check_same_model(self.model_name, self.dim, model_name, dim)
 
     def search(self, queries: np.ndarray, k: int = 1) -> list[list[Match]]:
         """The k most similar labels for every query, most similar first, each label once."""

@@ -1,26 +1,29 @@
-"""The engine for this process, built from Django settings on first use and then reused.
+"""The one Django adapter of the engine: ``faceengine`` built from the settings on first use
+and then reused by every app of this process.
 
-TensorFlow is imported only when ``get_recognizer`` is first called, so ``migrate``, the admin
-and the web pages start without it; a Celery worker loads it once per process.
+TensorFlow is imported only when ``recognizer`` is first called, so ``migrate``, the admin
+and the web pages start without it; a Celery worker loads it once per process. Callers use
+``facesite.engine.recognizer()`` through the module (``from facesite import engine``), so
+tests can swap the engine in one place.
 """
 from __future__ import annotations
 
 import functools
 import os
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
-from typing import TYPE_CHECKING
-
-from recognition.engine.embedders.registry import ModelSpec, build_embedder, load_model_spec
-from recognition.engine.images import ImageLimits
+import faceengine
+from faceengine.embedders.registry import ModelSpec, load_model_spec
+from faceengine.images import ImageLimits
 
 if TYPE_CHECKING:
-    from recognition.engine.detection import DetectorConfig
-    from recognition.engine.recognizer import Recognizer
+    from faceengine.detection import DetectorConfig
+    from faceengine.recognizer import Recognizer
 
 
-def engine_settings() -> dict:
+def engine_settings() -> dict[str, Any]:
     return settings.FACESITE_ENGINE
 
 
@@ -34,7 +37,7 @@ def image_limits() -> ImageLimits:
 
 
 def detector_config() -> "DetectorConfig":
-    from recognition.engine.detection import DetectorConfig
+    from faceengine.detection import DetectorConfig
 
     config = engine_settings()
     return DetectorConfig(
@@ -51,17 +54,19 @@ def detector_config() -> "DetectorConfig":
 @functools.lru_cache(maxsize=4)
 def get_recognizer(model_name: str | None = None, flip: bool | None = None) -> "Recognizer":
     """The process-wide recognizer for a model (the configured one by default)."""
-    from recognition.engine.detection import FaceDetector
-    from recognition.engine.recognizer import Recognizer
-
     config = engine_settings()
     threads = config["TF_THREADS"] or None
     if threads:
         _limit_tensorflow_threads(threads)
-    spec = active_model_spec(model_name)
-    embedder = build_embedder(spec, settings.FACESITE_MODEL_DIR, num_threads=threads)
-    return Recognizer(FaceDetector(detector_config()), embedder,
-                      flip=config["FLIP"] if flip is None else flip, limits=image_limits())
+    return faceengine.load(settings.FACESITE_MODEL_DIR, model=active_model_spec(model_name).name,
+                           detector=detector_config(), flip=config["FLIP"] if flip is None else flip,
+                           limits=image_limits(), num_threads=threads)
+
+
+def recognizer(model_name: str | None = None) -> "Recognizer":
+    """The engine every app uses (enrolment, jobs, the engine API). Tests replace this one
+    function to run the apps on a fake engine."""
+    return get_recognizer(model_name)
 
 
 def _limit_tensorflow_threads(threads: int) -> None:

@@ -10,6 +10,18 @@ from typing import Hashable, Sequence
 
 import numpy as np
 
+from .errors import ModelMismatch
+
+
+def check_same_model(have_model: str, have_dim: int, model_name: str, dim: int) -> None:
+    """Refuse to compare vectors of different models: the project's one rule for it."""
+    if (model_name, int(dim)) != (have_model, int(have_dim)):
+        raise ModelMismatch(
+            f"The gallery holds {have_model} ({have_dim}-d) vectors; "
+            f"queries from {model_name} ({dim}-d) cannot be compared with them.",
+            details={"gallery_model": have_model, "gallery_dim": int(have_dim),
+                     "model": model_name, "dim": int(dim)})
+
 
 @dataclass(frozen=True)
 class Match:
@@ -31,11 +43,7 @@ class Gallery:
         return len(self.labels)
 
     def check_compatible(self, model_name: str, dim: int) -> None:
-        if (model_name, dim) != (self.model_name, self.dim):
-            raise ValueError(
-                f"The gallery holds {self.model_name} ({self.dim}-d) vectors; "
-                f"queries from {model_name} ({dim}-d) cannot be compared with them."
-            )
+        check_same_model(self.model_name, self.dim, model_name, dim)
 
     def search(self, queries: np.ndarray, k: int = 1) -> list[list[Match]]:
         """The k most similar entries for every query, most similar first."""

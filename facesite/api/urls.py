@@ -2,6 +2,7 @@
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from facesite.api import views as api_views
 from members import api as members_api
 from recognition import api as recognition_api
 
@@ -25,5 +26,5 @@ urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     # Anything else under /api/ (a bad id, a typo) is a JSON 404 too, not the HTML page.
-    re_path(r"^.*$", recognition_api.not_found, name="api-not-found"),
+    re_path(r"^.*$", api_views.not_found, name="api-not-found"),
 ]

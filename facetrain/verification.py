@@ -1,6 +1,6 @@
 """Verification accuracy while training: benchmark pairs scored with the backbone being trained.
 
-Pairs, folds and the 10-fold protocol are the engine's (``recognition.engine.evaluation``):
+Pairs, folds and the 10-fold protocol are the engine's (``faceengine.evaluation``):
 the same readers and the same :func:`kfold_verification` that ``manage.py evaluate`` uses, so
 the numbers logged during training mean what the served model's numbers mean. Faces are aligned
 once, up front (LFW photos through the engine's MTCNN + alignment, with a crop cache; the
@@ -16,9 +16,9 @@ from typing import Callable, Iterable
 import cv2
 import numpy as np
 
-from recognition.engine.evaluation.datasets import PairSet, load_benchmark, read_lfw
-from recognition.engine.evaluation.protocol import kfold_verification
-from recognition.engine.evaluation.runner import score_pairs
+from faceengine.evaluation.datasets import PairSet, load_benchmark, read_lfw
+from faceengine.evaluation.protocol import kfold_verification
+from faceengine.evaluation.runner import score_pairs
 
 from .data.pipeline import MEAN, STD
 
@@ -56,7 +56,7 @@ def from_pairset(pairset: PairSet, size: int, aligner: Callable[[bytes], np.ndar
                  cache: Path | None = None,
                  progress: Callable[[Iterable], Iterable] = lambda items: items) -> VerificationSet:
     """Align (or, without ``aligner``, just decode and resize) every image of the pair set."""
-    from recognition.engine.align import center_crop
+    from faceengine.align import center_crop
 
     faces = np.zeros((len(pairset.images), size, size, 3), np.uint8)
     fallbacks = 0

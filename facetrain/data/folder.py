@@ -66,9 +66,9 @@ def scan_identities(root: Path, *, min_images: int = 1, people: Iterable[str] | 
 def engine_aligner(detector, size: int = 112, limits=None) -> Aligner:
     """Align like the engine: ``detector`` (a FaceDetector) finds faces thoroughly (the second,
     harder pass included), the primary face is warped onto the ArcFace template."""
-    from recognition.engine.align import align_face
-    from recognition.engine.detection import primary_face_index
-    from recognition.engine.images import load_image
+    from faceengine.align import align_face
+    from faceengine.detection import primary_face_index
+    from faceengine.images import load_image
 
     def align(data: bytes) -> np.ndarray | None:
         rgb = load_image(data, limits)

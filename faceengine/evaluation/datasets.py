@@ -2,7 +2,7 @@
 
 Every reader returns a :class:`PairSet`: a deduplicated image list plus pair indices,
 same/different flags and fold ids, so the caller embeds each image once and scores pairs
-with :func:`recognition.engine.evaluation.protocol.kfold_verification`.
+with :func:`faceengine.evaluation.protocol.kfold_verification`.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Every API error as ``{"error": {"code": "...", "message": "...", "details": {...}?}}``.
 
-The codes are stable (clients branch on them); the message is a sentence for a person. The
-engine's and the member services' errors carry their own codes, mapped to statuses here; DRF's
-own errors get codes of the same style. Anything unexpected is logged and answered with a
+The codes are stable (clients branch on them); the message is a sentence for a person. Every
+domain error is a ``faceengine.errors.FacesiteError`` with its own code, mapped to a status
+here (``STATUS_BY_CODE``), in one branch; DRF's own errors get codes of the same style. Anything unexpected is logged and answered with a
 generic 500 in the same shape (never a traceback). A database that cannot be reached is a 503
 ``database_unavailable`` with Retry-After (facesite.db_unavailable), a full disk a 507
 ``storage_full`` (facesite.disk_full): both say "try again later", neither is the client's fault.
@@ -10,6 +10,7 @@ generic 500 in the same shape (never a traceback). A database that cannot be rea
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
@@ -18,10 +19,9 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from faceengine.errors import FacesiteError
 from facesite import db_unavailable
 from facesite.disk_full import STORAGE_FULL_CODE, STORAGE_FULL_MESSAGE, is_disk_full
-from members.errors import EnrolmentFailed, MemberError
-from recognition.engine.errors import EngineError
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +38,7 @@ STATUS_BY_CODE = {
     "face_not_found": status.HTTP_404_NOT_FOUND,
     "duplicate_external_id": status.HTTP_409_CONFLICT,
     "invalid_input": status.HTTP_400_BAD_REQUEST,
+    "model_mismatch": status.HTTP_409_CONFLICT,
     "permission_denied": status.HTTP_403_FORBIDDEN,
     "enrolment_failed": status.HTTP_422_UNPROCESSABLE_ENTITY,
     "invalid_zip": status.HTTP_400_BAD_REQUEST,
@@ -68,14 +69,14 @@ DRF_CODES = {
 }
 
 
-class ApiError(exceptions.APIException):
-    """An error the API raises itself, with a stable code and a status."""
+class ApiError(FacesiteError):
+    """An error the API raises itself, with a stable code and, where the code does not say it,
+    a status."""
 
     def __init__(self, code: str, message: str, *, status_code: int | None = None,
-                 details: dict | None = None) -> None:
-        super().__init__(message, code)
-        self.status_code = status_code or STATUS_BY_CODE.get(code, status.HTTP_400_BAD_REQUEST)
-        self.error_code, self.message, self.details = code, message, details or {}
+                 details: dict[str, Any] | None = None) -> None:
+        super().__init__(message, code=code, details=details)
+        self.http_status = status_code
 
 
 class RequestTooLarge(ApiError):
@@ -83,21 +84,11 @@ class RequestTooLarge(ApiError):
         super().__init__("request_too_large", message, status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
 
 
-def error_body(code: str, message: str, details: dict | None = None) -> dict:
-    error = {"code": code, "message": message}
+def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
     if details:
         error["details"] = details
     return {"error": error}
-
-
-def _enrolment_status(exc: EnrolmentFailed) -> tuple[str, int]:
-    """No photo usable: one status for the request. If every photo failed for the same image
-    reason (all too large, all of an unsupported type) say that; otherwise the exception's code."""
-    codes = {o.code for o in exc.outcomes if o.code}
-    if exc.code == "invalid_image" and len(codes) == 1:
-        code = codes.pop()
-        return code, STATUS_BY_CODE.get(code, status.HTTP_400_BAD_REQUEST)
-    return exc.code, STATUS_BY_CODE.get(exc.code, status.HTTP_422_UNPROCESSABLE_ENTITY)
 
 
 def _drf_message(detail) -> str:
@@ -111,23 +102,12 @@ def _drf_message(detail) -> str:
 
 
 def exception_handler(exc, context):
-    headers = {}
-    if isinstance(exc, ApiError):
-        code, message, details, status_code = exc.error_code, exc.message, exc.details, exc.status_code
-    elif isinstance(exc, EnrolmentFailed):
-        code, status_code = _enrolment_status(exc)
-        message, details = exc.message, exc.details
-    elif isinstance(exc, MemberError):
-        code, message, details = exc.code, exc.message, exc.details
-        status_code = STATUS_BY_CODE.get(code, status.HTTP_400_BAD_REQUEST)
-    elif isinstance(exc, EngineError):
-        code, message, details = exc.code, str(exc), {}
-        status_code = STATUS_BY_CODE.get(code, status.HTTP_400_BAD_REQUEST)
-    elif isinstance(getattr(exc, "code", None), str) and exc.code in STATUS_BY_CODE:
-        # recognition.services.UploadRejected and the like: a stable code and a message.
-        code, message, details = exc.code, getattr(exc, "message", str(exc)), {}
-        status_code = STATUS_BY_CODE[code]
-    elif isinstance(exc, (RequestDataTooBig,)):
+    headers: dict[str, str] = {}
+    if isinstance(exc, FacesiteError):
+        # Every domain error: the engine's, the services', the API's own.
+        code, message, details = exc.api_code(), exc.message, exc.details
+        status_code = exc.http_status or status_for_code(code)
+    elif isinstance(exc, RequestDataTooBig):
         code, message, details = "request_too_large", "The request is over the size limit.", {}
         status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     elif isinstance(exc, TooManyFieldsSent):
