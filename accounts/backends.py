@@ -4,6 +4,7 @@ Enforcing in the backend covers every caller of ``authenticate()`` (the pages' l
 admin's, anything added later); the forms in ``accounts.forms`` only turn a refusal into a
 clear message. PermissionDenied stops ``authenticate()`` at once, without trying the password.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -17,8 +18,9 @@ from .login_throttle import client_address, login_refusal
 
 
 class ThrottledModelBackend(ModelBackend):
-    def authenticate(self, request: HttpRequest | None, username: str | None = None,
-                     password: str | None = None, **kwargs: Any):
+    def authenticate(
+        self, request: HttpRequest | None, username: str | None = None, password: str | None = None, **kwargs: Any
+    ):
         if username is None:
             username = kwargs.get(get_user_model().USERNAME_FIELD)
         if login_refusal(username=username, address=client_address(request)) is not None:

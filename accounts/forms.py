@@ -1,4 +1,5 @@
 """Log-in forms that say why a throttled log-in is refused (the backend refuses it anyway)."""
+
 from __future__ import annotations
 
 from django import forms

@@ -7,6 +7,7 @@ locked out does not extend it, so a locked-out user knows when to come back. A s
 clears the username's count but never the address's: an attacker cannot reset the count for an
 address by logging into an account of their own.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -30,12 +31,11 @@ class Refusal:
     @property
     def message(self) -> str:
         minutes = max(1, -(-self.retry_after // 60))
-        return (f"Too many failed log-in attempts; try again in {minutes} minute{'s' if minutes != 1 else ''}.")
+        return f"Too many failed log-in attempts; try again in {minutes} minute{'s' if minutes != 1 else ''}."
 
 
 def _limits() -> dict[str, int]:
-    return {"username": int(settings.LOGIN_THROTTLE_ATTEMPTS),
-            "address": int(settings.LOGIN_THROTTLE_IP_ATTEMPTS)}
+    return {"username": int(settings.LOGIN_THROTTLE_ATTEMPTS), "address": int(settings.LOGIN_THROTTLE_IP_ATTEMPTS)}
 
 
 def _window() -> int:

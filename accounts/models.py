@@ -5,6 +5,7 @@ the database keeps a short public prefix for the lookup and the SHA-256 of the w
 a leaked database does not leak usable credentials. Tokens are random (256 bits), so a plain,
 fast hash is enough: there is nothing to brute-force, unlike a password.
 """
+
 from __future__ import annotations
 
 from django.conf import settings

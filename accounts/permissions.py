@@ -5,6 +5,7 @@ or the session). Members need Django's model permissions on ``members.Member``: 
 add to create (and bulk), change to add or delete faces and edit, delete to delete. Give them
 to a user directly or through a group ("Member managers") in the admin.
 """
+
 from __future__ import annotations
 
 from rest_framework import permissions

@@ -1,4 +1,5 @@
 """How drf-spectacular documents the token authentication (imported by accounts.apps)."""
+
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 
@@ -7,5 +8,9 @@ class ApiTokenScheme(OpenApiAuthenticationExtension):
     name = "apiToken"
 
     def get_security_definition(self, auto_schema):
-        return {"type": "apiKey", "in": "header", "name": "Authorization",
-                "description": "`Token <token>`; make one with `manage.py create_api_token USERNAME`."}
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "`Token <token>`; make one with `manage.py create_api_token USERNAME`.",
+        }

@@ -1,4 +1,5 @@
 """Writes and checks of API tokens: ``token_create`` (returns the plaintext once), ``token_authenticate``."""
+
 from __future__ import annotations
 
 import hashlib
@@ -39,7 +40,7 @@ def token_authenticate(*, plaintext: str) -> ApiToken | None:
     """The active token row for a presented token, or None. Constant-time hash comparison."""
     if not plaintext.startswith(TOKEN_TAG) or len(plaintext) > 100:
         return None
-    prefix = plaintext[len(TOKEN_TAG):len(TOKEN_TAG) + PREFIX_CHARS]
+    prefix = plaintext[len(TOKEN_TAG) : len(TOKEN_TAG) + PREFIX_CHARS]
     row = ApiToken.objects.select_related("user").filter(prefix=prefix, is_active=True).first()
     if row is None or not hmac.compare_digest(row.key_hash, _hash(plaintext)):
         return None

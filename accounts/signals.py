@@ -1,4 +1,5 @@
 """Counting log-ins for the throttle (connected in AccountsConfig.ready)."""
+
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model

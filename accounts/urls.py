@@ -1,4 +1,5 @@
 """/accounts/: Django's log-in, log-out and password pages, the log-in throttled."""
+
 from django.contrib.auth import urls as auth_urls
 from django.urls import path
 

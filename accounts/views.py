@@ -1,4 +1,5 @@
 """The pages' log-in: Django's LoginView with the throttled form, answering 429 when refused."""
+
 from __future__ import annotations
 
 from django.conf import settings

@@ -1,4 +1,5 @@
 """Shared helpers for the benchmark scripts: photo lists, resizing, timing, memory, tables."""
+
 from __future__ import annotations
 
 import json
@@ -19,6 +20,11 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 
 def test_data_dir() -> Path:
     return Path(os.environ.get("FACESITE_TEST_DATA", ROOT.parent / "shared" / "faces"))
+
+
+def model_dir() -> Path:
+    """Where ``manage.py fetch_models`` put the weights (FACESITE_MODEL_DIR, default var/models)."""
+    return Path(os.environ.get("FACESITE_MODEL_DIR", ROOT / "var" / "models"))
 
 
 def sample_photos(limit: int | None = None) -> list[Path]:

@@ -10,6 +10,7 @@ median wall ms per batch and per face, median CPU ms per face (this process, all
 the smallest cosine between each model's vectors and the first model's (the import must give
 the same vectors). Aligned crops are not needed for speed, so the faces are random pixels.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,8 +35,9 @@ def main() -> None:
     parser.add_argument("--models", default="mobilefacenet,mobilefacenet-keras")
     parser.add_argument("--batch-sizes", default="1,8,32")
     parser.add_argument("--repeat", type=int, default=7)
-    parser.add_argument("--model-dir", type=Path,
-                        default=Path(os.environ.get("FACESITE_MODEL_DIR", ROOT / "var" / "models")))
+    parser.add_argument(
+        "--model-dir", type=Path, default=Path(os.environ.get("FACESITE_MODEL_DIR", ROOT / "var" / "models"))
+    )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 
@@ -43,12 +45,10 @@ def main() -> None:
 
     names = args.models.split(",")
     sizes = [int(v) for v in args.batch_sizes.split(",")]
-    embedders = {name: build_embedder(load_model_spec(name, args.model_dir), args.model_dir)
-                 for name in names}
+    embedders = {name: build_embedder(load_model_spec(name, args.model_dir), args.model_dir) for name in names}
     faces = np.random.default_rng(0).integers(0, 256, (max(sizes), 112, 112, 3), dtype=np.uint8)
     reference = embedders[names[0]].embed(faces)
-    agreement = {name: float(np.einsum("ij,ij->i", e.embed(faces), reference).min())
-                 for name, e in embedders.items()}
+    agreement = {name: float(np.einsum("ij,ij->i", e.embed(faces), reference).min()) for name, e in embedders.items()}
 
     wall: dict[tuple[str, int], list[float]] = {}
     cpu: dict[tuple[str, int], list[float]] = {}
@@ -68,17 +68,40 @@ def main() -> None:
         for name in names:
             batch_ms = 1000 * statistics.median(wall[(name, size)])
             cpu_ms = 1000 * statistics.median(cpu[(name, size)])
-            rows.append([name, type(embedders[name]).__name__, size, batch_ms, batch_ms / size,
-                         cpu_ms / size, f"{agreement[name]:.6f}"])
-            results.append({"model": name, "backend": type(embedders[name]).__name__,
-                            "batch": size, "ms_per_batch": batch_ms, "ms_per_face": batch_ms / size,
-                            "cpu_ms_per_face": cpu_ms / size, "min_cosine_vs_first": agreement[name]})
-    print_table(["model", "backend", "batch", "ms/batch", "ms/face", "CPU ms/face",
-                 f"min cosine vs {names[0]}"], rows)
+            rows.append(
+                [
+                    name,
+                    type(embedders[name]).__name__,
+                    size,
+                    batch_ms,
+                    batch_ms / size,
+                    cpu_ms / size,
+                    f"{agreement[name]:.6f}",
+                ]
+            )
+            results.append(
+                {
+                    "model": name,
+                    "backend": type(embedders[name]).__name__,
+                    "batch": size,
+                    "ms_per_batch": batch_ms,
+                    "ms_per_face": batch_ms / size,
+                    "cpu_ms_per_face": cpu_ms / size,
+                    "min_cosine_vs_first": agreement[name],
+                }
+            )
+    print_table(["model", "backend", "batch", "ms/batch", "ms/face", "CPU ms/face", f"min cosine vs {names[0]}"], rows)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        write_json(args.json, {"machine": platform.processor() or platform.machine(),
-                               "cpus": os.cpu_count(), "repeat": args.repeat, "results": results})
+        write_json(
+            args.json,
+            {
+                "machine": platform.processor() or platform.machine(),
+                "cpus": os.cpu_count(),
+                "repeat": args.repeat,
+                "results": results,
+            },
+        )
 
 
 if __name__ == "__main__":

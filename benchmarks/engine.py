@@ -14,6 +14,7 @@ other in the same run, on the sample photos resized to 640 px on the long side:
 
     python benchmarks/engine.py [--limit 20] [--size 640] [--repeat 3] [--json bench-engine.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,10 +29,16 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from benchmarks.common import (  # noqa: E402
-    median_ms, peak_rss_mb, print_table, resize_long_side, sample_photos, write_json,
+from benchmarks.common import (
+    median_ms,
+    model_dir,
+    peak_rss_mb,
+    print_table,
+    resize_long_side,
+    sample_photos,
+    write_json,
 )
 
 SYSTEMS = ("facesite", "facesite-all-levels", "facesite-tf", "mtcnn-package", "face_recognition")
@@ -43,18 +50,18 @@ def _load_photos(limit: int, size: int) -> list[tuple[str, np.ndarray]]:
     return [(str(p), resize_long_side(load_image(p), size)) for p in sample_photos(limit)]
 
 
-def _model_dir() -> Path:
-    return Path(os.environ.get("FACESITE_MODEL_DIR", Path(__file__).resolve().parent.parent / "var" / "models"))
-
-
 class FacesitePipeline:
     def __init__(self, backend: str, package_detector: bool = False, skip_finest_levels: int | None = None) -> None:
+        import faceengine
         from faceengine.align import align_face
-        from faceengine.detection import DetectorConfig, FaceDetector
-        from faceengine.embedders.registry import DEFAULT_MODEL, build_embedder
+        from faceengine.detection import DetectorConfig
 
         self.align = align_face
-        self.embedder = build_embedder(DEFAULT_MODEL, _model_dir())
+        config = DetectorConfig(backend=backend)
+        if skip_finest_levels is not None:
+            config = replace(config, skip_finest_levels=skip_finest_levels)
+        recognizer = faceengine.load(model_dir(), detector=config)
+        self.embedder = recognizer.embedder
         if package_detector:
             from mtcnn import MTCNN
 
@@ -62,15 +69,21 @@ class FacesitePipeline:
 
             def detect(rgb):
                 found = package.detect_faces(rgb, threshold_onet=0.8)
-                return [(f["box"], np.array([f["keypoints"][k] for k in
-                         ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")], np.float32))
-                        for f in found if f["confidence"] >= 0.9 and min(f["box"][2:]) >= 20]
+                return [
+                    (
+                        f["box"],
+                        np.array(
+                            [f["keypoints"][k] for k in ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")],
+                            np.float32,
+                        ),
+                    )
+                    for f in found
+                    if f["confidence"] >= 0.9 and min(f["box"][2:]) >= 20
+                ]
+
             self.detect = detect
         else:
-            config = DetectorConfig(backend=backend, cache_dir=_model_dir() / "mtcnn")
-            if skip_finest_levels is not None:
-                config = replace(config, skip_finest_levels=skip_finest_levels)
-            detector = FaceDetector(config)
+            detector = recognizer.detector
             self.detect = lambda rgb: [(f.box, f.landmarks) for f in detector.detect(rgb)]
 
     def run(self, rgb: np.ndarray) -> dict:
@@ -99,8 +112,10 @@ class FaceRecognitionPipeline:
         # dlib aligns with its own 5-point shape predictor inside face_encodings.
         self.fr.face_encodings(rgb, locations)
         t2 = time.perf_counter()
-        boxes = [[float(left), float(top), float(right - left), float(bottom - top)]
-                 for top, right, bottom, left in locations]
+        boxes = [
+            [float(left), float(top), float(right - left), float(bottom - top)]
+            for top, right, bottom, left in locations
+        ]
         return {"detect": t1 - t0, "align": 0.0, "embed": t2 - t1, "total": t2 - t0, "boxes": boxes}
 
 
@@ -109,9 +124,11 @@ def run_child(system: str, limit: int, size: int, repeat: int) -> dict:
     if system == "face_recognition":
         pipeline = FaceRecognitionPipeline()
     else:
-        pipeline = FacesitePipeline("tf" if system == "facesite-tf" else "tflite",
-                                    package_detector=system == "mtcnn-package",
-                                    skip_finest_levels=0 if system == "facesite-all-levels" else None)
+        pipeline = FacesitePipeline(
+            "tf" if system == "facesite-tf" else "tflite",
+            package_detector=system == "mtcnn-package",
+            skip_finest_levels=0 if system == "facesite-all-levels" else None,
+        )
     pipeline.run(photos[0][1])  # warm-up: graph building, XNNPACK delegate set-up
     per_stage = {key: [] for key in ("detect", "align", "embed", "total")}
     per_face = {key: [] for key in ("detect", "align", "embed", "total")}
@@ -181,36 +198,85 @@ def main() -> None:
         if not available(system):
             print(f"{system}: not installed (pip install -r requirements-bench.txt); skipped")
             continue
-        command = [sys.executable, __file__, "--child", system, "--limit", str(args.limit),
-                   "--size", str(args.size), "--repeat", str(args.repeat)]
+        command = [
+            sys.executable,
+            __file__,
+            "--child",
+            system,
+            "--limit",
+            str(args.limit),
+            "--size",
+            str(args.size),
+            "--repeat",
+            str(args.repeat),
+        ]
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:
             print(f"{system}: failed\n{done.stderr[-2000:]}")
             continue
         results.append(json.loads(done.stdout.strip().splitlines()[-1]))
 
-    reference = next((r for r in results if r["system"] == "face_recognition"), None) or \
-        next((r for r in results if r["system"] == "mtcnn-package"), None)
+    reference = next((r for r in results if r["system"] == "face_recognition"), None) or next(
+        (r for r in results if r["system"] == "mtcnn-package"), None
+    )
     package = next((r for r in results if r["system"] == "mtcnn-package"), None)
     rows = []
     for r in results:
         photo, face = r["median_ms_per_photo"], r["median_ms_per_face"]
         agree = agreement(reference, r) if reference else "-"
         # Ratios measured in the same run travel between machines better than milliseconds.
-        speedup = (round(package["median_ms_per_photo"]["total"] / photo["total"], 2)
-                   if package and photo["total"] else "-")
+        speedup = (
+            round(package["median_ms_per_photo"]["total"] / photo["total"], 2) if package and photo["total"] else "-"
+        )
         r["speedup_vs_package"] = speedup
-        rows.append([r["system"], r["photos"], r["faces"], agree, photo["detect"], photo["align"],
-                     photo["embed"], photo["total"], speedup, face["total"], r["peak_rss_mb"]])
-    print(f"\n{args.limit} sample photos at {args.size} px, {args.repeat} passes, median ms; "
-          f"'agree' = faces overlapping a {reference['system'] if reference else '-'} face")
-    print_table(["system", "photos", "faces", "agree", "detect", "align", "embed",
-                 "photo total", "x package", "per face", "peak RSS MB"], rows)
-    write_json(args.json, {"limit": args.limit, "size": args.size, "repeat": args.repeat,
-                           "reference": reference["system"] if reference else None,
-                           "results": [{k: v for k, v in r.items() if k != "boxes"} |
-                                       {"agree": agreement(reference, r) if reference else None}
-                                       for r in results]})
+        rows.append(
+            [
+                r["system"],
+                r["photos"],
+                r["faces"],
+                agree,
+                photo["detect"],
+                photo["align"],
+                photo["embed"],
+                photo["total"],
+                speedup,
+                face["total"],
+                r["peak_rss_mb"],
+            ]
+        )
+    print(
+        f"\n{args.limit} sample photos at {args.size} px, {args.repeat} passes, median ms; "
+        f"'agree' = faces overlapping a {reference['system'] if reference else '-'} face"
+    )
+    print_table(
+        [
+            "system",
+            "photos",
+            "faces",
+            "agree",
+            "detect",
+            "align",
+            "embed",
+            "photo total",
+            "x package",
+            "per face",
+            "peak RSS MB",
+        ],
+        rows,
+    )
+    write_json(
+        args.json,
+        {
+            "limit": args.limit,
+            "size": args.size,
+            "repeat": args.repeat,
+            "reference": reference["system"] if reference else None,
+            "results": [
+                {k: v for k, v in r.items() if k != "boxes"} | {"agree": agreement(reference, r) if reference else None}
+                for r in results
+            ],
+        },
+    )
 
 
 if __name__ == "__main__":

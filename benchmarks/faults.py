@@ -18,6 +18,7 @@ the database:
 
 Prints a table "fault | what happened | outcome" and writes the JSON.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,8 +44,12 @@ SCENARIOS = ("worker", "redis", "mariadb", "disk")
 DATABASE = "facesite_faults"
 # Short timings so a drill takes minutes: unacked messages come back after 10 s, a claim is
 # stale after 8 s (the jobs here take ~1 s).
-FAST = {"CELERY_VISIBILITY_TIMEOUT": "10", "CELERY_UNACKED_RESTORE_INTERVAL": "2",
-        "CELERY_UNACKED_RESTORE_THROTTLE": "1", "FACESITE_JOB_STALE_AFTER": "8"}
+FAST = {
+    "CELERY_VISIBILITY_TIMEOUT": "10",
+    "CELERY_UNACKED_RESTORE_INTERVAL": "2",
+    "CELERY_UNACKED_RESTORE_THROTTLE": "1",
+    "FACESITE_JOB_STALE_AFTER": "8",
+}
 
 
 def parse_args() -> argparse.Namespace:
@@ -61,9 +66,15 @@ class Drill:
     def __init__(self, mariadb, redis, folder: Path, media: Path, media_is_tmpfs: bool) -> None:
         self.mariadb, self.redis, self.folder, self.media = mariadb, redis, folder, media
         self.media_is_tmpfs = media_is_tmpfs
-        self.env = stack_env(database_url=mariadb.url(DATABASE), broker_url=redis.url(0), media_root=media,
-                             FACESITE_TF_THREADS="1", FACESITE_API_RATE="100000/min",
-                             FACESITE_API_ENGINE_RATE="100000/min", **FAST)
+        self.env = stack_env(
+            database_url=mariadb.url(DATABASE),
+            broker_url=redis.url(0),
+            media_root=media,
+            FACESITE_TF_THREADS="1",
+            FACESITE_API_RATE="100000/min",
+            FACESITE_API_ENGINE_RATE="100000/min",
+            **FAST,
+        )
         self.workers: list[CeleryWorker] = []
         self.web: WebServer | None = None
         self.token = self.session = ""
@@ -88,8 +99,12 @@ class Drill:
 
     def upload(self, relative: str = GROUP):
         photo = test_data_dir() / relative
-        return request("POST", self.web.base + "/api/v1/recognize", token=self.token,
-                       files={"image": (photo.name, photo.read_bytes())})
+        return request(
+            "POST",
+            self.web.base + "/api/v1/recognize",
+            token=self.token,
+            files={"image": (photo.name, photo.read_bytes())},
+        )
 
     def job(self, job_id: int) -> dict:
         return request("GET", f"{self.web.base}/api/v1/jobs/{job_id}", token=self.token).json()
@@ -140,11 +155,18 @@ def scenario_worker(drill: Drill) -> tuple[str, bool]:
     again = drill.job(job_id)
     done_runs = (first.text() + second.text()).count("'state': 'done'")
     drill.stop_workers()
-    ok = (job["status"] == "done" and len(job["faces"]) == 3 and job["attempts"] == 2 and done_runs == 1
-          and again["finished_at"] == job["finished_at"])
-    return (f"job {job_id} claimed, worker SIGKILLed mid-job; replacement worker re-claimed it "
-            f"(attempt {job['attempts']}): {job['status']}, {len(job['faces'])} faces, ran to the end "
-            f"{done_runs} time(s), result unchanged after another restore sweep"), ok
+    ok = (
+        job["status"] == "done"
+        and len(job["faces"]) == 3
+        and job["attempts"] == 2
+        and done_runs == 1
+        and again["finished_at"] == job["finished_at"]
+    )
+    return (
+        f"job {job_id} claimed, worker SIGKILLed mid-job; replacement worker re-claimed it "
+        f"(attempt {job['attempts']}): {job['status']}, {len(job['faces'])} faces, ran to the end "
+        f"{done_runs} time(s), result unchanged after another restore sweep"
+    ), ok
 
 
 def scenario_redis(drill: Drill) -> tuple[str, bool]:
@@ -163,11 +185,17 @@ def scenario_redis(drill: Drill) -> tuple[str, bool]:
     done = sum(job["status"] == "done" for job in jobs)
     requeued = worker.text().count("re-sent: its message looked lost")
     drill.stop_workers()
-    ok = during.status == 202 and queued_after == 0 and done == len(ids) == 4 and all(
-        job["attempts"] == 1 for job in jobs)
-    return (f"{queued_before} jobs queued, Redis SIGKILLed; an upload while it was down got {during.status} "
-            f"in {upload_s:.1f} s; Redis restarted empty ({queued_after} messages left); the worker's "
-            f"start-up sweep re-sent {requeued}; {done}/{len(ids)} done, each run once"), ok
+    ok = (
+        during.status == 202
+        and queued_after == 0
+        and done == len(ids) == 4
+        and all(job["attempts"] == 1 for job in jobs)
+    )
+    return (
+        f"{queued_before} jobs queued, Redis SIGKILLed; an upload while it was down got {during.status} "
+        f"in {upload_s:.1f} s; Redis restarted empty ({queued_after} messages left); the worker's "
+        f"start-up sweep re-sent {requeued}; {done}/{len(ids)} done, each run once"
+    ), ok
 
 
 def scenario_mariadb(drill: Drill) -> tuple[str, bool]:
@@ -188,14 +216,26 @@ def scenario_mariadb(drill: Drill) -> tuple[str, bool]:
     worker_survived = worker.alive()
     drill.stop_workers()
     statuses = [r.status for r in down_api]
-    ok = (before == 404 and statuses == [503] * 3 and down_post.status == 503 and down_page.status == 503
-          and codes == {"database_unavailable"} and "Retry-After" in down_api[0].headers
-          and after_api == 404 and after_page == 200 and job["status"] == "done" and drill.web.pid == pid
-          and drill.web.alive() and worker_survived)
-    return (f"MariaDB SIGKILLed: API GET {statuses}, upload {down_post.status}, page {down_page.status} "
-            f"({', '.join(sorted(codes))}, Retry-After {down_api[0].headers.get('Retry-After')}); restarted: "
-            f"first API call {after_api} (job 999999 does not exist), page {after_page}, new upload "
-            f"{job['status']} by the same worker, web server never restarted"), ok
+    ok = (
+        before == 404
+        and statuses == [503] * 3
+        and down_post.status == 503
+        and down_page.status == 503
+        and codes == {"database_unavailable"}
+        and "Retry-After" in down_api[0].headers
+        and after_api == 404
+        and after_page == 200
+        and job["status"] == "done"
+        and drill.web.pid == pid
+        and drill.web.alive()
+        and worker_survived
+    )
+    return (
+        f"MariaDB SIGKILLed: API GET {statuses}, upload {down_post.status}, page {down_page.status} "
+        f"({', '.join(sorted(codes))}, Retry-After {down_api[0].headers.get('Retry-After')}); restarted: "
+        f"first API call {after_api} (job 999999 does not exist), page {after_page}, new upload "
+        f"{job['status']} by the same worker, web server never restarted"
+    ), ok
 
 
 def _fill(root: Path, leave: int) -> Path:
@@ -229,11 +269,19 @@ def scenario_disk(drill: Drill) -> tuple[str, bool]:
     job = drill.wait_finished(retry.json()["id"]) if retry.status == 202 else {"status": f"HTTP {retry.status}"}
     drill.stop_workers()
     code = full.json()["error"]["code"] if full.status >= 400 else ""
-    ok = (full.status == 507 and code == "storage_full" and rows_after == rows_before
-          and files_after == sorted([*files_before, ballast]) and retry.status == 202 and job["status"] == "done")
-    return (f"uploads folder filled to 32 kB free; a 103 kB photo got {full.status} {code}, rows "
-            f"{rows_before}->{rows_after}, no partial file ({len(files_after) - len(files_before) - 1} new); "
-            f"space freed: the same upload got {retry.status} and was {job['status']}"), ok
+    ok = (
+        full.status == 507
+        and code == "storage_full"
+        and rows_after == rows_before
+        and files_after == sorted([*files_before, ballast])
+        and retry.status == 202
+        and job["status"] == "done"
+    )
+    return (
+        f"uploads folder filled to 32 kB free; a 103 kB photo got {full.status} {code}, rows "
+        f"{rows_before}->{rows_after}, no partial file ({len(files_after) - len(files_before) - 1} new); "
+        f"space freed: the same upload got {retry.status} and was {job['status']}"
+    ), ok
 
 
 def mount_tmpfs(path: Path, size: str) -> bool:
@@ -253,8 +301,11 @@ def main() -> None:
             drill = Drill(mariadb, redis, folder, media, mounted)
             try:
                 drill.setup()
-                print(f"stack: {drill.web.kind}, MariaDB :{mariadb.port}, Redis :{redis.port}, media {media} "
-                      f"({'tmpfs 16 MB' if mounted else 'plain folder'}), logs {folder}", flush=True)
+                print(
+                    f"stack: {drill.web.kind}, MariaDB :{mariadb.port}, Redis :{redis.port}, media {media} "
+                    f"({'tmpfs 16 MB' if mounted else 'plain folder'}), logs {folder}",
+                    flush=True,
+                )
                 for name in args.only:
                     started = time.monotonic()
                     try:
@@ -265,8 +316,14 @@ def main() -> None:
                         traceback.print_exc()
                     seconds = time.monotonic() - started
                     print(f"{name}: {'PASS' if ok else 'FAIL'} in {seconds:.0f} s: {what}", flush=True)
-                    results.append({"fault": name, "what_happened": what, "outcome": "pass" if ok else "fail",
-                                    "seconds": round(seconds, 1)})
+                    results.append(
+                        {
+                            "fault": name,
+                            "what_happened": what,
+                            "outcome": "pass" if ok else "fail",
+                            "seconds": round(seconds, 1),
+                        }
+                    )
                     rows.append([name, what, "pass" if ok else "FAIL"])
             finally:
                 drill.close()

@@ -14,6 +14,7 @@ Recall@k of HNSW is the share of the exact top-k it returns.
                                  [--backends numpy faiss hnsw] [--ef-search 32 64 128 256]
                                  [--threads N] [--json bench-gallery.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import model_dir  # noqa: E402
 from faceengine.index import GalleryIndex, IndexConfig, normalize_rows  # noqa: E402
 
 BATCH = 64
@@ -60,8 +62,7 @@ def shaped_units(n: int, shape: dict, rng: np.random.Generator, chunk: int = 200
     return out
 
 
-def genuine_queries(templates: np.ndarray, count: int, rng: np.random.Generator,
-                    cosine: float = 0.7) -> np.ndarray:
+def genuine_queries(templates: np.ndarray, count: int, rng: np.random.Generator, cosine: float = 0.7) -> np.ndarray:
     picked = templates[rng.choice(len(templates), size=count, replace=False)]
     noise = random_units(count, templates.shape[1], rng)
     # t + s * n with n orthogonal-ish to t: cos = 1 / sqrt(1 + s^2)
@@ -71,17 +72,13 @@ def genuine_queries(templates: np.ndarray, count: int, rng: np.random.Generator,
 
 def make_shape(path: Path, people: int, seed: int) -> None:
     """Embed one LFW photo each of ``people`` people; save the mean and covariance eigenpairs."""
-    from faceengine.detection import DetectorConfig, FaceDetector
-    from faceengine.embedders.registry import DEFAULT_MODEL, build_embedder
-    from faceengine.recognizer import Recognizer
+    import faceengine
 
     data = Path(os.environ.get("FACESITE_TEST_DATA", ROOT.parent / "shared" / "faces")) / "lfw" / "lfw-deepfunneled"
-    model_dir = Path(os.environ.get("FACESITE_MODEL_DIR", ROOT / "var" / "models"))
     folders = sorted(p for p in data.iterdir() if p.is_dir())
     rng = np.random.default_rng(seed)
     chosen = [folders[i] for i in sorted(rng.choice(len(folders), size=min(people, len(folders)), replace=False))]
-    recognizer = Recognizer(FaceDetector(DetectorConfig(cache_dir=model_dir / "mtcnn")),
-                            build_embedder(DEFAULT_MODEL, model_dir))
+    recognizer = faceengine.load(model_dir())
     vectors = []
     for i, folder in enumerate(chosen):
         vectors.append(recognizer.embed_primary(sorted(folder.glob("*.jpg"))[0]).embedding)
@@ -96,8 +93,10 @@ def make_shape(path: Path, people: int, seed: int) -> None:
     sims = normalize_rows(vectors) @ normalize_rows(vectors).T
     off = sims[~np.eye(len(sims), dtype=bool)]
     share = np.cumsum(eigvals) / eigvals.sum()
-    print(f"wrote {path}: {len(chosen)} people; cosine between different people {off.mean():.3f} +- {off.std():.3f}; "
-          f"{int(np.searchsorted(share, 0.9)) + 1} of {len(eigvals)} components hold 90% of the variance")
+    print(
+        f"wrote {path}: {len(chosen)} people; cosine between different people {off.mean():.3f} +- {off.std():.3f}; "
+        f"{int(np.searchsorted(share, 0.9)) + 1} of {len(eigvals)} components hold 90% of the variance"
+    )
 
 
 def time_queries(index: GalleryIndex, queries: np.ndarray, k: int) -> dict:
@@ -109,7 +108,7 @@ def time_queries(index: GalleryIndex, queries: np.ndarray, k: int) -> dict:
     batches = []
     for start in range(0, len(queries) - BATCH + 1, BATCH):
         started = time.perf_counter()
-        index.search(queries[start:start + BATCH], k=k)
+        index.search(queries[start : start + BATCH], k=k)
         batches.append((time.perf_counter() - started) / BATCH)
     return {
         "query_ms_median": 1000 * statistics.median(single),
@@ -128,8 +127,10 @@ def recall(found: list[list[int]], exact: list[list[int]], k: int) -> float:
 
 
 def run_size(n: int, args, rng: np.random.Generator) -> list[dict]:
-    print(f"\n== {n:,} templates x {args.dim}-d ({'shaped like ' + str(args.shape) if args.shape else 'isotropic'})",
-          flush=True)
+    print(
+        f"\n== {n:,} templates x {args.dim}-d ({'shaped like ' + str(args.shape) if args.shape else 'isotropic'})",
+        flush=True,
+    )
     if args.shape:
         shape = dict(np.load(args.shape))
         if len(shape["mean"]) != args.dim:
@@ -138,13 +139,25 @@ def run_size(n: int, args, rng: np.random.Generator) -> list[dict]:
     else:
         templates = random_units(n, args.dim, rng)
     queries = genuine_queries(templates, args.queries, rng)
-    genuine = np.einsum("ij,ij->i", queries, templates[[row[0].label for row in
-                                                         GalleryIndex("q", args.dim, range(n), templates,
-                                                                      config=IndexConfig(backend="numpy")).search(queries, 1)]])
+    genuine = np.einsum(
+        "ij,ij->i",
+        queries,
+        templates[
+            [
+                row[0].label
+                for row in GalleryIndex("q", args.dim, range(n), templates, config=IndexConfig(backend="numpy")).search(
+                    queries, 1
+                )
+            ]
+        ],
+    )
     sample = templates[rng.choice(n, size=min(n, 2000), replace=False)]
     others = (sample @ sample.T)[~np.eye(len(sample), dtype=bool)]
-    print(f"  genuine cosine (query to its best template) median {np.median(genuine):.3f}; "
-          f"between templates {others.mean():.3f} +- {others.std():.3f}", flush=True)
+    print(
+        f"  genuine cosine (query to its best template) median {np.median(genuine):.3f}; "
+        f"between templates {others.mean():.3f} +- {others.std():.3f}",
+        flush=True,
+    )
     labels = list(range(n))
     rows, exact = [], None
     backends = list(args.backends)
@@ -152,8 +165,12 @@ def run_size(n: int, args, rng: np.random.Generator) -> list[dict]:
     if "hnsw" in backends and not ({"numpy", "faiss"} & set(backends)):
         backends.insert(0, "faiss")
     for backend in sorted(backends, key=["numpy", "faiss", "hnsw"].index):
-        config = IndexConfig(backend=backend, hnsw_m=args.hnsw_m, hnsw_ef_construction=args.ef_construction,
-                             hnsw_ef_search=args.ef_search[0])
+        config = IndexConfig(
+            backend=backend,
+            hnsw_m=args.hnsw_m,
+            hnsw_ef_construction=args.ef_construction,
+            hnsw_ef_search=args.ef_search[0],
+        )
         gc.collect()
         before = rss_mb()
         index = GalleryIndex("bench", args.dim, labels, templates, config=config)
@@ -163,9 +180,13 @@ def run_size(n: int, args, rng: np.random.Generator) -> list[dict]:
         for ef in settings:
             if ef is not None:
                 index._faiss.hnsw.efSearch = ef
-            row = {"size": n, "data": "shaped" if args.shape else "isotropic",
-                   "backend": backend if ef is None else f"hnsw ef={ef}",
-                   "build_s": index.build_seconds, "memory_mb": memory}
+            row = {
+                "size": n,
+                "data": "shaped" if args.shape else "isotropic",
+                "backend": backend if ef is None else f"hnsw ef={ef}",
+                "build_s": index.build_seconds,
+                "memory_mb": memory,
+            }
             row.update(time_queries(index, queries, args.k))
             found = top_labels(index, queries, args.k)
             if exact is None:
@@ -173,8 +194,11 @@ def run_size(n: int, args, rng: np.random.Generator) -> list[dict]:
             row["recall@1"] = recall(found, exact, 1)
             row[f"recall@{args.k}"] = recall(found, exact, args.k)
             rows.append(row)
-            print(f"    {row['backend']}: {row['query_ms_median']:.3f} ms/query "
-                  f"({row['batched_ms_per_query']:.3f} batched), recall@1 {row['recall@1']:.4f}", flush=True)
+            print(
+                f"    {row['backend']}: {row['query_ms_median']:.3f} ms/query "
+                f"({row['batched_ms_per_query']:.3f} batched), recall@1 {row['recall@1']:.4f}",
+                flush=True,
+            )
         del index
     del templates
     gc.collect()
@@ -182,30 +206,54 @@ def run_size(n: int, args, rng: np.random.Generator) -> list[dict]:
 
 
 def print_table(rows: list[dict], k: int) -> None:
-    headers = ["templates", "data", "backend", "build s", "memory MB", "ms/query", "p95 ms", f"ms/query (batch {BATCH})",
-               "recall@1", f"recall@{k}"]
+    headers = [
+        "templates",
+        "data",
+        "backend",
+        "build s",
+        "memory MB",
+        "ms/query",
+        "p95 ms",
+        f"ms/query (batch {BATCH})",
+        "recall@1",
+        f"recall@{k}",
+    ]
     print("\n| " + " | ".join(headers) + " |")
     print("|" + "---|" * len(headers))
     for r in rows:
-        cells = [f"{r['size']:,}", r["data"], r["backend"], f"{r['build_s']:.2f}", f"{r['memory_mb']:.0f}",
-                 f"{r['query_ms_median']:.3f}", f"{r['query_ms_p95']:.3f}", f"{r['batched_ms_per_query']:.3f}",
-                 f"{r['recall@1']:.4f}", f"{r[f'recall@{k}']:.4f}"]
+        cells = [
+            f"{r['size']:,}",
+            r["data"],
+            r["backend"],
+            f"{r['build_s']:.2f}",
+            f"{r['memory_mb']:.0f}",
+            f"{r['query_ms_median']:.3f}",
+            f"{r['query_ms_p95']:.3f}",
+            f"{r['batched_ms_per_query']:.3f}",
+            f"{r['recall@1']:.4f}",
+            f"{r[f'recall@{k}']:.4f}",
+        ]
         print("| " + " | ".join(cells) + " |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000],
-                        help="Gallery sizes (templates).")
+    parser.add_argument(
+        "--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000], help="Gallery sizes (templates)."
+    )
     parser.add_argument("--dim", type=int, default=192, help="Embedding dimension (default model: 192).")
     parser.add_argument("--queries", type=int, default=200, help="Queries per size.")
     parser.add_argument("--k", type=int, default=10, help="Results per query (recall@k).")
-    parser.add_argument("--backends", nargs="+", default=["numpy", "faiss", "hnsw"],
-                        choices=["numpy", "faiss", "hnsw"])
+    parser.add_argument("--backends", nargs="+", default=["numpy", "faiss", "hnsw"], choices=["numpy", "faiss", "hnsw"])
     parser.add_argument("--hnsw-m", type=int, default=IndexConfig.hnsw_m, help="HNSW links per node.")
     parser.add_argument("--ef-construction", type=int, default=IndexConfig.hnsw_ef_construction)
-    parser.add_argument("--ef-search", type=int, nargs="+", default=[32, 64, IndexConfig.hnsw_ef_search, 256],
-                        help="HNSW efSearch values to measure (the first is also used while building).")
+    parser.add_argument(
+        "--ef-search",
+        type=int,
+        nargs="+",
+        default=[32, 64, IndexConfig.hnsw_ef_search, 256],
+        help="HNSW efSearch values to measure (the first is also used while building).",
+    )
     parser.add_argument("--threads", type=int, default=None, help="FAISS OpenMP threads (default: all cores).")
     parser.add_argument("--shape", type=Path, help="Draw templates shaped like real embeddings (--make-shape's file).")
     parser.add_argument("--make-shape", type=Path, help="Embed LFW photos, save their mean/covariance here, and exit.")
@@ -221,18 +269,28 @@ def main() -> None:
 
     if args.threads:
         faiss.omp_set_num_threads(args.threads)
-    print(f"faiss {faiss.__version__}, numpy {np.__version__}, {os.cpu_count()} CPUs, "
-          f"faiss threads {faiss.omp_get_max_threads()}; HNSW M={args.hnsw_m} "
-          f"efConstruction={args.ef_construction}")
+    print(
+        f"faiss {faiss.__version__}, numpy {np.__version__}, {os.cpu_count()} CPUs, "
+        f"faiss threads {faiss.omp_get_max_threads()}; HNSW M={args.hnsw_m} "
+        f"efConstruction={args.ef_construction}"
+    )
     rng = np.random.default_rng(args.seed)
     rows = []
     for n in args.sizes:
         rows.extend(run_size(n, args, rng))
     print_table(rows, args.k)
     if args.json_out:
-        payload = {"dim": args.dim, "shape": str(args.shape) if args.shape else None, "queries": args.queries, "k": args.k, "cpus": os.cpu_count(),
-                   "faiss_threads": faiss.omp_get_max_threads(), "hnsw_m": args.hnsw_m,
-                   "ef_construction": args.ef_construction, "rows": rows}
+        payload = {
+            "dim": args.dim,
+            "shape": str(args.shape) if args.shape else None,
+            "queries": args.queries,
+            "k": args.k,
+            "cpus": os.cpu_count(),
+            "faiss_threads": faiss.omp_get_max_threads(),
+            "hnsw_m": args.hnsw_m,
+            "ef_construction": args.ef_construction,
+            "rows": rows,
+        }
         args.json_out.write_text(json.dumps(payload, indent=2))
         print(f"wrote {args.json_out}")
 

@@ -17,6 +17,7 @@ measures the stack, not the throttle. Before each run every worker loads the mod
     python benchmarks/load.py [--duration 60] [--clients 4] [--workers 1 2] [--mode async|wait]
         [--database-url mysql://root@127.0.0.1:3306/loadbench] [--json artifacts/load.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,13 +48,20 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=60, help="seconds of submitting, per worker count")
     parser.add_argument("--clients", type=int, default=4, help="concurrent API clients (threads)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="Celery worker counts to measure")
-    parser.add_argument("--mode", choices=["async", "wait"], default="async",
-                        help="async: submit, then poll the job; wait: POST ?wait=30 and take the answer")
+    parser.add_argument(
+        "--mode",
+        choices=["async", "wait"],
+        default="async",
+        help="async: submit, then poll the job; wait: POST ?wait=30 and take the answer",
+    )
     parser.add_argument("--tf-threads", type=int, default=1, help="FACESITE_TF_THREADS of each worker")
     parser.add_argument("--web-workers", type=int, default=2, help="gunicorn processes")
     parser.add_argument("--web-threads", type=int, default=4, help="threads per gunicorn process")
-    parser.add_argument("--database-url", default="mysql://root@127.0.0.1:3306/loadbench",
-                        help="a MySQL/MariaDB database of its own (created and migrated)")
+    parser.add_argument(
+        "--database-url",
+        default="mysql://root@127.0.0.1:3306/loadbench",
+        help="a MySQL/MariaDB database of its own (created and migrated)",
+    )
     parser.add_argument("--redis", default="", help="broker URL (default: a private Redis started here)")
     parser.add_argument("--json", type=Path, default=ROOT / "artifacts" / "load.json", help="write the numbers here")
     return parser.parse_args()
@@ -81,8 +89,12 @@ def create_database(url: str) -> None:
     import MySQLdb
 
     db = dj_database_url.parse(url)
-    server = MySQLdb.connect(host=db["HOST"] or "127.0.0.1", port=int(db["PORT"] or 3306), user=db["USER"] or "root",
-                             passwd=db["PASSWORD"] or "")
+    server = MySQLdb.connect(
+        host=db["HOST"] or "127.0.0.1",
+        port=int(db["PORT"] or 3306),
+        user=db["USER"] or "root",
+        passwd=db["PASSWORD"] or "",
+    )
     server.cursor().execute(f"CREATE DATABASE IF NOT EXISTS `{db['NAME']}` CHARACTER SET utf8mb4")
     server.close()
 
@@ -146,9 +158,13 @@ def run_clients(base: str, token: str, photos: list[Path], clients: int, duratio
     wall = (tally.last_result or time.monotonic()) - started
     finished = tally.done + tally.failed_jobs
     return {
-        "photos": finished, "done": tally.done, "failed_jobs": tally.failed_jobs,
-        "errors": sum(tally.errors.values()) - tally.failed_jobs, "error_kinds": tally.errors,
-        "faces": tally.faces, "wall_s": round(wall, 2),
+        "photos": finished,
+        "done": tally.done,
+        "failed_jobs": tally.failed_jobs,
+        "errors": sum(tally.errors.values()) - tally.failed_jobs,
+        "error_kinds": tally.errors,
+        "faces": tally.faces,
+        "wall_s": round(wall, 2),
         "photos_per_s": round(finished / wall, 3) if wall > 0 else float("nan"),
         "latency_p50_ms": round(percentile_ms(tally.latencies, 50), 1),
         "latency_p95_ms": round(percentile_ms(tally.latencies, 95), 1),
@@ -160,7 +176,9 @@ def run_clients(base: str, token: str, photos: list[Path], clients: int, duratio
 def warm_up(base: str, token: str, photo: Path, workers: int) -> None:
     """Every worker loads the model before the clock starts (prefetch 1: parallel jobs spread)."""
     tally = Tally()
-    threads = [threading.Thread(target=one_photo, args=(base, token, photo, "async", tally)) for _ in range(2 * workers)]
+    threads = [
+        threading.Thread(target=one_photo, args=(base, token, photo, "async", tally)) for _ in range(2 * workers)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -179,25 +197,40 @@ def main() -> None:
     results = []
     with contextlib.ExitStack() as stack:
         broker_url = args.redis or stack.enter_context(private_redis()).url(0)
-        env = stack_env(database_url=args.database_url, broker_url=broker_url, media_root=media,
-                        FACESITE_TF_THREADS=str(args.tf_threads), FACESITE_LOG_LEVEL="WARNING",
-                        FACESITE_API_RATE="1000000/min", FACESITE_API_ENGINE_RATE="1000000/min")
+        env = stack_env(
+            database_url=args.database_url,
+            broker_url=broker_url,
+            media_root=media,
+            FACESITE_TF_THREADS=str(args.tf_threads),
+            FACESITE_LOG_LEVEL="WARNING",
+            FACESITE_API_RATE="1000000/min",
+            FACESITE_API_ENGINE_RATE="1000000/min",
+        )
         manage(env, "migrate", "--noinput")
         token, _ = create_user(env, "loadbench")
         web = WebServer(env, free_port(8751), folder / "web.log", workers=args.web_workers, threads=args.web_threads)
         stack.callback(web.stop)
         web.wait_ready()
-        print(f"stack: {web.kind}, {len(photos)} sample photos, {args.clients} clients, {args.duration:.0f} s "
-              f"per run, mode {args.mode}, {os.cpu_count()} CPUs", flush=True)
+        print(
+            f"stack: {web.kind}, {len(photos)} sample photos, {args.clients} clients, {args.duration:.0f} s "
+            f"per run, mode {args.mode}, {os.cpu_count()} CPUs",
+            flush=True,
+        )
         for count in args.workers:
-            workers = [CeleryWorker({**env, "FACESITE_LOG_LEVEL": "INFO"}, folder / f"worker-{count}-{i}.log")
-                       for i in range(count)]
+            workers = [
+                CeleryWorker({**env, "FACESITE_LOG_LEVEL": "INFO"}, folder / f"worker-{count}-{i}.log")
+                for i in range(count)
+            ]
             try:
                 for worker in workers:
                     worker.wait_ready()
                 warm_up(web.base, token, photos[0], count)
-                row = {"workers": count, "clients": args.clients, "mode": args.mode,
-                       **run_clients(web.base, token, photos, args.clients, args.duration, args.mode)}
+                row = {
+                    "workers": count,
+                    "clients": args.clients,
+                    "mode": args.mode,
+                    **run_clients(web.base, token, photos, args.clients, args.duration, args.mode),
+                }
             finally:
                 for worker in workers:
                     worker.stop()
@@ -205,12 +238,34 @@ def main() -> None:
             results.append(row)
     shutil.rmtree(folder, ignore_errors=True)
     print()
-    print_table(["workers", "clients", "photos", "photos/s", "p50 ms", "p95 ms", "p99 ms", "failed jobs", "errors"],
-                [[r["workers"], r["clients"], r["photos"], f"{r['photos_per_s']:.2f}", r["latency_p50_ms"], r["latency_p95_ms"],
-                  r["latency_p99_ms"], r["failed_jobs"], r["errors"]] for r in results])
+    print_table(
+        ["workers", "clients", "photos", "photos/s", "p50 ms", "p95 ms", "p99 ms", "failed jobs", "errors"],
+        [
+            [
+                r["workers"],
+                r["clients"],
+                r["photos"],
+                f"{r['photos_per_s']:.2f}",
+                r["latency_p50_ms"],
+                r["latency_p95_ms"],
+                r["latency_p99_ms"],
+                r["failed_jobs"],
+                r["errors"],
+            ]
+            for r in results
+        ],
+    )
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    write_json(args.json, {"runs": results, "server": web.kind, "duration_s": args.duration,
-                           "cpus": os.cpu_count(), "photos_available": len(photos)})
+    write_json(
+        args.json,
+        {
+            "runs": results,
+            "server": web.kind,
+            "duration_s": args.duration,
+            "cpus": os.cpu_count(),
+            "photos_available": len(photos),
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ steadier than wall time on a shared machine), faces found (all, and with score >
 whether each detector found the package's faces on every photo (same count with score >= 0.9,
 matched boxes IoU >= 0.9, landmarks within 2 px). The same numbers go to the JSON file.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,8 +67,14 @@ def load_photo(path: Path, long_side: int) -> np.ndarray:
 
 
 def package_faces(result: list[dict]) -> list[tuple[tuple[float, ...], float, np.ndarray]]:
-    return [(tuple(float(v) for v in f["box"]), float(f["confidence"]),
-             np.array([f["keypoints"][k] for k in KEYPOINTS], np.float32)) for f in result]
+    return [
+        (
+            tuple(float(v) for v in f["box"]),
+            float(f["confidence"]),
+            np.array([f["keypoints"][k] for k in KEYPOINTS], np.float32),
+        )
+        for f in result
+    ]
 
 
 def fast_faces(result) -> list[tuple[tuple[float, ...], float, np.ndarray]]:
@@ -105,8 +112,13 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=5, help="timed passes over the photos")
     parser.add_argument("--size", type=int, default=640, help="long side of the photos, px")
     parser.add_argument("--threads", type=int, default=None, help="TFLite threads (default min(2, cpus))")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["package", "tflite", "tf", "tflite-fast-pyramid"],
-                        help="detectors to leave out")
+    parser.add_argument(
+        "--skip",
+        nargs="*",
+        default=[],
+        choices=["package", "tflite", "tf", "tflite-fast-pyramid"],
+        help="detectors to leave out",
+    )
     args = parser.parse_args()
 
     folder = data_dir()
@@ -126,8 +138,11 @@ def main() -> int:
 
         package = MTCNN()
         detectors["package"] = lambda im: package_faces(package.detect_faces(im))
-    for name, kwargs in [("tflite", dict(backend="tflite")), ("tf", dict(backend="tf")),
-                         ("tflite-fast-pyramid", dict(backend="tflite", fast_pyramid=True))]:
+    for name, kwargs in [
+        ("tflite", dict(backend="tflite")),
+        ("tf", dict(backend="tf")),
+        ("tflite-fast-pyramid", dict(backend="tflite", fast_pyramid=True)),
+    ]:
         if name not in args.skip:
             t0 = time.perf_counter()
             detector = MTCNNDetector(num_threads=args.threads, **kwargs)
@@ -171,14 +186,19 @@ def main() -> int:
         results[name] = entry
 
     base = results.get("package", {}).get("median_ms")
-    print(f"\n{'detector':22s} {'median ms':>10s} {'p90 ms':>8s} {'speed-up':>9s} {'cpu ms':>7s} "
-          f"{'faces':>6s} {'>=0.9':>6s}  same faces")
+    print(
+        f"\n{'detector':22s} {'median ms':>10s} {'p90 ms':>8s} {'speed-up':>9s} {'cpu ms':>7s} "
+        f"{'faces':>6s} {'>=0.9':>6s}  same faces"
+    )
     for name, r in results.items():
         speedup = f"{base / r['median_ms']:.1f}x" if base else "-"
-        same = {True: "yes", None: "-"}.get(r.get("same_faces_as_package"),
-                                             "NO: " + ", ".join(r.get("photos_differing", [])))
-        print(f"{name:22s} {r['median_ms']:10.1f} {r['p90_ms']:8.1f} {speedup:>9s} {r['median_cpu_ms']:7.1f} "
-              f"{r['faces']:6d} {r['faces_score_ge_0_9']:6d}  {same}")
+        same = {True: "yes", None: "-"}.get(
+            r.get("same_faces_as_package"), "NO: " + ", ".join(r.get("photos_differing", []))
+        )
+        print(
+            f"{name:22s} {r['median_ms']:10.1f} {r['p90_ms']:8.1f} {speedup:>9s} {r['median_cpu_ms']:7.1f} "
+            f"{r['faces']:6d} {r['faces_score_ge_0_9']:6d}  {same}"
+        )
 
     import tensorflow as tf
 

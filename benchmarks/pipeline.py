@@ -16,6 +16,7 @@ Needs MySQL/MariaDB and Redis; uses its own database (created and migrated) and 
         [--database-url mysql://root@127.0.0.1:3306/facesite_bench] [--redis redis://127.0.0.1:6379/6]
         [--json bench-pipeline.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,8 +41,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--photos", type=int, default=50, help="how many sample photos (sorted paths)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts to measure")
     parser.add_argument("--tf-threads", type=int, default=1, help="FACESITE_TF_THREADS of each worker")
-    parser.add_argument("--database-url", default="mysql://root@127.0.0.1:3306/facesite_bench",
-                        help="a MySQL/MariaDB database of its own (created and migrated)")
+    parser.add_argument(
+        "--database-url",
+        default="mysql://root@127.0.0.1:3306/facesite_bench",
+        help="a MySQL/MariaDB database of its own (created and migrated)",
+    )
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/6", help="a Redis db of its own (flushed)")
     parser.add_argument("--no-sequential", action="store_true", help="skip the one-at-a-time run")
     parser.add_argument("--timeout", type=float, default=900, help="seconds to wait for a run")
@@ -55,13 +59,23 @@ def setup_django(args: argparse.Namespace, media: Path) -> None:
     db = dj_database_url.parse(args.database_url)
     import MySQLdb
 
-    server = MySQLdb.connect(host=db["HOST"] or "127.0.0.1", port=int(db["PORT"] or 3306), user=db["USER"] or "root",
-                             passwd=db["PASSWORD"] or "")
+    server = MySQLdb.connect(
+        host=db["HOST"] or "127.0.0.1",
+        port=int(db["PORT"] or 3306),
+        user=db["USER"] or "root",
+        passwd=db["PASSWORD"] or "",
+    )
     server.cursor().execute(f"CREATE DATABASE IF NOT EXISTS `{db['NAME']}` CHARACTER SET utf8mb4")
     server.close()
-    os.environ.update({"DJANGO_SETTINGS_MODULE": "facesite.settings.dev", "DATABASE_URL": args.database_url,
-                       "CELERY_BROKER_URL": args.redis, "FACESITE_MEDIA_ROOT": str(media),
-                       "FACESITE_LOG_LEVEL": "WARNING"})
+    os.environ.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "facesite.settings.dev",
+            "DATABASE_URL": args.database_url,
+            "CELERY_BROKER_URL": args.redis,
+            "FACESITE_MEDIA_ROOT": str(media),
+            "FACESITE_LOG_LEVEL": "WARNING",
+        }
+    )
     import django
 
     django.setup()
@@ -75,11 +89,36 @@ def start_workers(count: int, args: argparse.Namespace, logs: Path) -> list[subp
     workers = []
     for index in range(count):
         log = open(logs / f"worker-{count}-{index}.log", "wb")
-        workers.append(subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "facesite", "worker", "-Q", "recognition", "-c", "1",
-             "--pool", "prefork", "-n", f"bench{index}-{uuid.uuid4().hex[:6]}@%h", "--without-gossip",
-             "--without-mingle", "--without-heartbeat", "-l", "INFO"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+        workers.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "facesite",
+                    "worker",
+                    "-Q",
+                    "recognition",
+                    "-c",
+                    "1",
+                    "--pool",
+                    "prefork",
+                    "-n",
+                    f"bench{index}-{uuid.uuid4().hex[:6]}@%h",
+                    "--without-gossip",
+                    "--without-mingle",
+                    "--without-heartbeat",
+                    "-l",
+                    "INFO",
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
     deadline = time.monotonic() + 120
     for index in range(count):
         path = logs / f"worker-{count}-{index}.log"
@@ -125,10 +164,15 @@ def summarise(label: str, jobs: list, wall: float) -> dict:
     done = [job for job in jobs if job.status == "done"]
     engine = [job.timings.get("engine", 0.0) for job in done]
     return {
-        "run": label, "photos": len(jobs), "done": len(done), "failed": len(jobs) - len(done),
+        "run": label,
+        "photos": len(jobs),
+        "done": len(done),
+        "failed": len(jobs) - len(done),
         "faces": sum(len(job.result["faces"]) for job in done),
-        "photos_per_s": len(jobs) / wall if wall else float("nan"), "wall_s": wall,
-        "latency_median_ms": median_ms(latencies), "latency_p95_ms": percentile_ms(latencies, 95),
+        "photos_per_s": len(jobs) / wall if wall else float("nan"),
+        "wall_s": wall,
+        "latency_median_ms": median_ms(latencies),
+        "latency_p95_ms": percentile_ms(latencies, 95),
         "engine_median_ms": median_ms(engine),
         "workers_used": len({job.worker for job in jobs}),
     }
@@ -173,15 +217,40 @@ def main() -> None:
             stop_workers(workers)
     broker.flushdb()
     RecognitionJob.objects.all().delete()
-    print(f"\n{len(photos)} sample photos, {args.tf_threads} TensorFlow thread(s) per worker, "
-          f"{os.cpu_count()} CPU(s) on this machine\n")
-    print_table(["run", "photos/s", "upload->result median ms", "p95 ms", "engine median ms", "faces",
-                 "failed", "workers used"],
-                [[r["run"], r["photos_per_s"], r["latency_median_ms"], r["latency_p95_ms"], r["engine_median_ms"],
-                  r["faces"], r["failed"], r["workers_used"]] for r in results])
+    print(
+        f"\n{len(photos)} sample photos, {args.tf_threads} TensorFlow thread(s) per worker, "
+        f"{os.cpu_count()} CPU(s) on this machine\n"
+    )
+    print_table(
+        [
+            "run",
+            "photos/s",
+            "upload->result median ms",
+            "p95 ms",
+            "engine median ms",
+            "faces",
+            "failed",
+            "workers used",
+        ],
+        [
+            [
+                r["run"],
+                r["photos_per_s"],
+                r["latency_median_ms"],
+                r["latency_p95_ms"],
+                r["engine_median_ms"],
+                r["faces"],
+                r["failed"],
+                r["workers_used"],
+            ]
+            for r in results
+        ],
+    )
     if args.json:
-        write_json(args.json, {"photos": len(photos), "tf_threads": args.tf_threads, "cpus": os.cpu_count(),
-                               "results": results})
+        write_json(
+            args.json,
+            {"photos": len(photos), "tf_threads": args.tf_threads, "cpus": os.cpu_count(), "results": results},
+        )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ would otherwise be a blind centre crop. Prints a table and writes JSON.
 
     python benchmarks/second_pass.py [--json bench-second-pass.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,7 +17,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import print_table, sample_photos, test_data_dir, write_json  # noqa: E402
+from benchmarks.common import model_dir, print_table, sample_photos, test_data_dir, write_json
 
 
 def main() -> None:
@@ -24,12 +25,11 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=Path("bench-second-pass.json"))
     args = parser.parse_args()
 
-    from faceengine.detection import DetectorConfig, FaceDetector
+    import faceengine
     from faceengine.errors import ImageError
     from faceengine.images import load_image
 
-    model_dir = Path(os.environ.get("FACESITE_MODEL_DIR", Path(__file__).resolve().parent.parent / "var" / "models"))
-    detector = FaceDetector(DetectorConfig(cache_dir=model_dir / "mtcnn"))
+    detector = faceengine.load(model_dir()).detector
     root = test_data_dir() / "samples"
     photos, faces, unreadable, rescued, still_none = 0, 0, [], [], []
     for path in sample_photos():
@@ -45,16 +45,21 @@ def main() -> None:
             continue
         second, _ = detector.detect_thorough(rgb)
         (rescued if second else still_none).append(str(path.relative_to(root)))
-    rows = [["sample photos read", photos], ["faces found by the normal pass", faces],
-            ["photos with no face at the normal pass", len(rescued) + len(still_none)],
-            ["  ... found by the second pass", len(rescued)],
-            ["  ... still none (would be a centre crop)", len(still_none)],
-            ["unreadable files", len(unreadable)]]
+    rows = [
+        ["sample photos read", photos],
+        ["faces found by the normal pass", faces],
+        ["photos with no face at the normal pass", len(rescued) + len(still_none)],
+        ["  ... found by the second pass", len(rescued)],
+        ["  ... still none (would be a centre crop)", len(still_none)],
+        ["unreadable files", len(unreadable)],
+    ]
     print_table(["", "count"], rows)
     print("rescued by the second pass:", ", ".join(rescued) or "-")
     print("no face at all:", ", ".join(still_none) or "-")
-    write_json(args.json, {"photos": photos, "faces": faces, "rescued": rescued,
-                           "still_none": still_none, "unreadable": unreadable})
+    write_json(
+        args.json,
+        {"photos": photos, "faces": faces, "rescued": rescued, "still_none": still_none, "unreadable": unreadable},
+    )
 
 
 if __name__ == "__main__":

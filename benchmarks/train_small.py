@@ -15,6 +15,7 @@ Caveat printed with the results: LFW's pairs.txt shares people with this trainin
 number is not a clean held-out-identity figure; the rank-1 figure is on held-out photos only.
 Writes artifacts/train-small.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,9 +30,9 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from benchmarks.common import ROOT, print_table, test_data_dir, write_json  # noqa: E402
+from benchmarks.common import ROOT, print_table, test_data_dir, write_json
 
 
 def parse_args() -> argparse.Namespace:
@@ -49,15 +50,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--eval-every", type=int, default=200)
     parser.add_argument("--name", default="lfw158-mobilefacenet", help="export name in the model folder")
     parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "train-small")
-    parser.add_argument("--model-dir", type=Path,
-                        default=Path(os.environ.get("FACESITE_MODEL_DIR", ROOT / "var" / "models")))
+    parser.add_argument(
+        "--model-dir", type=Path, default=Path(os.environ.get("FACESITE_MODEL_DIR", ROOT / "var" / "models"))
+    )
     parser.add_argument("--skip-lfw", action="store_true", help="skip manage.py evaluate")
     return parser.parse_args()
 
 
 def heldout_pairs(labels: np.ndarray, rng: np.random.Generator):
     """Every same-person pair of held-out photos plus as many random different-person pairs."""
-    from facetrain.verification import VerificationSet
 
     same = [(i, j) for i in range(len(labels)) for j in range(i + 1, len(labels)) if labels[i] == labels[j]]
     diff = set()
@@ -77,7 +78,7 @@ def main() -> None:
     import cv2
     import keras
 
-    from faceengine.detection import DetectorConfig, FaceDetector
+    import faceengine
     from faceengine.evaluation.datasets import _find_lfw_images
     from facetrain.data.folder import IdentityFolder, align_identities, engine_aligner, scan_identities
     from facetrain.data.pipeline import folder_source
@@ -93,12 +94,12 @@ def main() -> None:
     print(f"{people.classes} people with >= {args.min_images} photos, {len(people)} photos")
 
     started = time.perf_counter()
-    detector = FaceDetector(DetectorConfig(cache_dir=args.model_dir / "mtcnn"))
-    aligned = align_identities(people, images_dir, args.out / f"aligned-{args.size}",
-                               engine_aligner(detector, args.size))
+    detector = faceengine.load(args.model_dir).detector
+    aligned = align_identities(
+        people, images_dir, args.out / f"aligned-{args.size}", engine_aligner(detector, args.size)
+    )
     timings["align_s"] = time.perf_counter() - started
-    print(f"aligned {len(aligned)} photos ({len(people) - len(aligned)} without a face) "
-          f"in {timings['align_s']:.0f} s")
+    print(f"aligned {len(aligned)} photos ({len(people) - len(aligned)} without a face) in {timings['align_s']:.0f} s")
 
     labels = np.array(aligned.labels)
     held = np.zeros(len(labels), bool)
@@ -122,22 +123,44 @@ def main() -> None:
 
         shutil.rmtree(run_dir)  # a fresh run, not a resume of the previous benchmark
     margin = MarginConfig(s=args.s, m2=args.m)
-    config = TrainConfig(out=run_dir, backbone="mobilefacenet", embedding_size=args.embedding_size,
-                         input_size=args.size, margin=margin, epochs=args.epochs, batch_size=args.batch_size,
-                         lr=args.lr, schedule="poly", warmup_epochs=0.5, eval_every=args.eval_every, log_every=20)
+    config = TrainConfig(
+        out=run_dir,
+        backbone="mobilefacenet",
+        embedding_size=args.embedding_size,
+        input_size=args.size,
+        margin=margin,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        schedule="poly",
+        warmup_epochs=0.5,
+        eval_every=args.eval_every,
+        log_every=20,
+    )
     trainer = Trainer(config, folder_source(train), eval_sets=[vset], class_names=aligned.names)
     started = time.perf_counter()
     result = trainer.train()
     timings["train_s"] = time.perf_counter() - started
-    print(f"trained {result.step} steps ({result.epoch:.1f} epochs) in {timings['train_s']:.0f} s, "
-          f"{result.images_per_second:.1f} img/s")
+    print(
+        f"trained {result.step} steps ({result.epoch:.1f} epochs) in {timings['train_s']:.0f} s, "
+        f"{result.images_per_second:.1f} img/s"
+    )
 
     print("\nLoss curve (margin softmax, mean over each 20-step window):")
     print_table(["step", "loss"], [[step, f"{loss:.3f}"] for step, loss in result.losses])
     print("\nVerification on held-out photo pairs during training:")
-    print_table(["step", "epoch", "accuracy %", "threshold"],
-                [[r["step"], r["epoch"], f"{100 * r['benchmarks']['heldout_pairs']['accuracy']:.2f}",
-                  f"{r['benchmarks']['heldout_pairs']['threshold']:.3f}"] for r in result.evaluations])
+    print_table(
+        ["step", "epoch", "accuracy %", "threshold"],
+        [
+            [
+                r["step"],
+                r["epoch"],
+                f"{100 * r['benchmarks']['heldout_pairs']['accuracy']:.2f}",
+                f"{r['benchmarks']['heldout_pairs']['threshold']:.3f}",
+            ]
+            for r in result.evaluations
+        ],
+    )
 
     # Rank-1 identification: each held-out photo against mean templates of the training photos.
     backbone = keras.models.load_model(run_dir / "backbone.keras", compile=False)
@@ -148,22 +171,39 @@ def main() -> None:
     test_embeddings = embed_faces(backbone, test_faces, flip=True)
     rank1 = float(np.mean(np.argmax(test_embeddings @ templates.T, axis=1) == test_labels))
     final_verification = evaluate_sets(backbone, [vset])["heldout_pairs"]
-    print(f"\nrank-1 identification of {len(test_labels)} held-out photos among {aligned.classes} people: "
-          f"{100 * rank1:.2f}% (chance {100 / aligned.classes:.2f}%)")
+    print(
+        f"\nrank-1 identification of {len(test_labels)} held-out photos among {aligned.classes} people: "
+        f"{100 * rank1:.2f}% (chance {100 / aligned.classes:.2f}%)"
+    )
 
-    spec = export_model(backbone, name=args.name, model_dir=args.model_dir,
-                        convention={"color": "RGB", "mean": 127.5, "std": 128.0, "layout": "NHWC",
-                                    "size": args.size},
-                        verification_threshold=final_verification["threshold"],
-                        source={"trained_by": "benchmarks/train_small.py", "run": str(run_dir)})
+    spec = export_model(
+        backbone,
+        name=args.name,
+        model_dir=args.model_dir,
+        convention={"color": "RGB", "mean": 127.5, "std": 128.0, "layout": "NHWC", "size": args.size},
+        verification_threshold=final_verification["threshold"],
+        source={"trained_by": "benchmarks/train_small.py", "run": str(run_dir)},
+    )
     print(f"exported {spec.name} ({spec.dim}-d) into {args.model_dir}")
 
     lfw = None
     if not args.skip_lfw:
         json_out = ROOT / "artifacts" / "train-small-lfw.json"
         started = time.perf_counter()
-        command = [sys.executable, str(ROOT / "manage.py"), "evaluate", "--benchmark", "lfw", "--data",
-                   str(args.lfw), "--model", args.name, "--json", str(json_out), "--no-progress"]
+        command = [
+            sys.executable,
+            str(ROOT / "manage.py"),
+            "evaluate",
+            "--benchmark",
+            "lfw",
+            "--data",
+            str(args.lfw),
+            "--model",
+            args.name,
+            "--json",
+            str(json_out),
+            "--no-progress",
+        ]
         print("$ " + " ".join(command[1:]))
         env = {**os.environ, "FACESITE_MODEL_DIR": str(args.model_dir)}
         subprocess.run(command, check=True, cwd=ROOT, env=env)
@@ -171,16 +211,28 @@ def main() -> None:
         lfw = json.loads(json_out.read_text())["lfw"]
         print("LFW note: pairs.txt shares people with the training set (not a held-out-identity figure).")
 
-    write_json(ROOT / "artifacts" / "train-small.json", {
-        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "people": aligned.classes, "train_photos": len(train), "heldout_photos": int(len(test_labels)),
-        "photos_without_face": len(people) - len(aligned),
-        "steps": result.step, "epochs": result.epoch, "train_images_per_second": result.images_per_second,
-        "loss_curve": result.losses, "evaluations": result.evaluations,
-        "rank1_identification": rank1, "chance": 1 / aligned.classes,
-        "heldout_verification": final_verification, "lfw": lfw, "timings_s": timings,
-        "precision": trainer.policy, "replicas": trainer.strategy.num_replicas_in_sync,
-    })
+    write_json(
+        ROOT / "artifacts" / "train-small.json",
+        {
+            "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+            "people": aligned.classes,
+            "train_photos": len(train),
+            "heldout_photos": len(test_labels),
+            "photos_without_face": len(people) - len(aligned),
+            "steps": result.step,
+            "epochs": result.epoch,
+            "train_images_per_second": result.images_per_second,
+            "loss_curve": result.losses,
+            "evaluations": result.evaluations,
+            "rank1_identification": rank1,
+            "chance": 1 / aligned.classes,
+            "heldout_verification": final_verification,
+            "lfw": lfw,
+            "timings_s": timings,
+            "precision": trainer.policy,
+            "replicas": trainer.strategy.num_replicas_in_sync,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ head), not JPEG decoding. Mixed precision is on by default (float16 + loss scali
 bfloat16 on CPUs). The first ``--warmup`` steps (graph tracing) are not timed.
 Writes artifacts/train-throughput.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,7 +23,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import ROOT, peak_rss_mb, print_table, write_json  # noqa: E402
+from benchmarks.common import ROOT, peak_rss_mb, print_table, write_json
 
 
 def parse_args() -> argparse.Namespace:
@@ -55,13 +56,22 @@ def main() -> None:
     labels = rng.integers(0, args.classes, args.batch_size).astype(np.int32)
     synthetic = tf.data.Dataset.from_tensors((images, labels)).repeat().prefetch(2)
     # Only the sizes matter to the trainer here: the synthetic batches replace the data.
-    sizes = TrainingData(tf.data.Dataset.range(1), None, args.batch_size * (args.warmup + args.steps),
-                         args.classes, "synthetic")
+    sizes = TrainingData(
+        tf.data.Dataset.range(1), None, args.batch_size * (args.warmup + args.steps), args.classes, "synthetic"
+    )
     with tempfile.TemporaryDirectory() as out:
-        config = TrainConfig(out=Path(out), backbone=args.backbone, embedding_size=args.embedding_size,
-                             input_size=args.input_size, batch_size=args.batch_size, epochs=1,
-                             max_steps=args.warmup, mixed_precision=not args.no_mixed_precision,
-                             eval_every=0, log_every=max(args.steps, 1))
+        config = TrainConfig(
+            out=Path(out),
+            backbone=args.backbone,
+            embedding_size=args.embedding_size,
+            input_size=args.input_size,
+            batch_size=args.batch_size,
+            epochs=1,
+            max_steps=args.warmup,
+            mixed_precision=not args.no_mixed_precision,
+            eval_every=0,
+            log_every=max(args.steps, 1),
+        )
         trainer = Trainer(config, sizes)
         started = time.perf_counter()
         trainer.train(synthetic)  # tracing + warm-up, untimed
@@ -74,18 +84,39 @@ def main() -> None:
     if gpus:
         peak_gpu_mb = max(tf.config.experimental.get_memory_info(f"GPU:{i}")["peak"] for i in range(len(gpus))) / 2**20
     row = {
-        "backbone": args.backbone, "batch_size": args.batch_size, "replicas": trainer.strategy.num_replicas_in_sync,
-        "devices": devices, "gpu_names": gpu_names, "precision": trainer.policy, "classes": args.classes,
-        "input_size": args.input_size, "timed_steps": args.steps, "warmup_steps": args.warmup,
+        "backbone": args.backbone,
+        "batch_size": args.batch_size,
+        "replicas": trainer.strategy.num_replicas_in_sync,
+        "devices": devices,
+        "gpu_names": gpu_names,
+        "precision": trainer.policy,
+        "classes": args.classes,
+        "input_size": args.input_size,
+        "timed_steps": args.steps,
+        "warmup_steps": args.warmup,
         "images_per_second": result.images_per_second,
         "ms_per_step": 1000 * args.batch_size / result.images_per_second,
-        "warmup_s": warmup_s, "peak_rss_mb": peak_rss_mb(), "peak_gpu_mb": peak_gpu_mb,
+        "warmup_s": warmup_s,
+        "peak_rss_mb": peak_rss_mb(),
+        "peak_gpu_mb": peak_gpu_mb,
         "final_loss": result.losses[-1][1] if result.losses else None,
-        "tensorflow": tf.__version__, "cpu_count": os.cpu_count(),
+        "tensorflow": tf.__version__,
+        "cpu_count": os.cpu_count(),
     }
-    print_table(["backbone", "devices", "precision", "batch", "img/s", "ms/step", "peak RSS MB"],
-                [[args.backbone, ", ".join(gpu_names) or f"CPU x{os.cpu_count()}", trainer.policy,
-                  args.batch_size, row["images_per_second"], row["ms_per_step"], row["peak_rss_mb"]]])
+    print_table(
+        ["backbone", "devices", "precision", "batch", "img/s", "ms/step", "peak RSS MB"],
+        [
+            [
+                args.backbone,
+                ", ".join(gpu_names) or f"CPU x{os.cpu_count()}",
+                trainer.policy,
+                args.batch_size,
+                row["images_per_second"],
+                row["ms_per_step"],
+                row["peak_rss_mb"],
+            ]
+        ],
+    )
     args.json.parent.mkdir(parents=True, exist_ok=True)
     write_json(args.json, row)
 

@@ -10,6 +10,7 @@ The one call that builds a working recognizer::
     recognizer = faceengine.load("var/models")            # MTCNN + the default model
     faces = recognizer.analyze("photo.jpg")                  # boxes, landmarks, embeddings
 """
+
 from __future__ import annotations
 
 import os
@@ -26,9 +27,15 @@ __all__ = ["load"]
 DEFAULT_MODEL_NAME = "mobilefacenet"
 
 
-def load(model_dir: str | os.PathLike, *, model: str = DEFAULT_MODEL_NAME,
-         detector: "DetectorConfig | None" = None, flip: bool = False,
-         limits: "ImageLimits | None" = None, num_threads: int | None = None) -> "Recognizer":
+def load(
+    model_dir: str | os.PathLike,
+    *,
+    model: str = DEFAULT_MODEL_NAME,
+    detector: DetectorConfig | None = None,
+    flip: bool = False,
+    limits: ImageLimits | None = None,
+    num_threads: int | None = None,
+) -> Recognizer:
     """A recognizer: the detector, the alignment and the embedder ``model`` from ``model_dir``.
 
     ``model`` is the default model's name or that of a ``<name>.json`` beside its weights in

@@ -1,4 +1,5 @@
 """Alignment: a similarity transform of the 5 landmarks onto the 112x112 ArcFace template."""
+
 from __future__ import annotations
 
 import cv2

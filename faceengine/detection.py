@@ -4,6 +4,7 @@ MTCNN's cost grows with the pixel count, and a face needs far fewer pixels to be
 be recognised; so detection runs on a copy capped at ``max_side`` and the boxes and landmarks
 are mapped back, letting alignment cut the face from the full-resolution photo.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -41,24 +42,26 @@ class DetectorConfig:
 class FaceDetector:
     def __init__(self, config: DetectorConfig | None = None) -> None:
         self.config = config or DetectorConfig()
-        self._mtcnn = self._build(self.config.thresholds, self.config.min_face_size,
-                                  self.config.skip_finest_levels)
+        self._mtcnn = self._build(self.config.thresholds, self.config.min_face_size, self.config.skip_finest_levels)
         self._second_pass: MTCNNDetector | None = None
 
-    def _build(self, thresholds: tuple[float, float, float], min_face_size: int,
-               skip_finest_levels: int = 0) -> MTCNNDetector:
+    def _build(
+        self, thresholds: tuple[float, float, float], min_face_size: int, skip_finest_levels: int = 0
+    ) -> MTCNNDetector:
         # min_face_size applies to the (possibly downscaled) copy MTCNN sees: on a photo capped
         # to max_side, the smallest face found is min_face_size / scale original pixels.
         return MTCNNDetector(
-            min_face_size=min_face_size, thresholds=tuple(thresholds), backend=self.config.backend,
-            num_threads=self.config.num_threads, cache_dir=self.config.cache_dir,
+            min_face_size=min_face_size,
+            thresholds=tuple(thresholds),
+            backend=self.config.backend,
+            num_threads=self.config.num_threads,
+            cache_dir=self.config.cache_dir,
             skip_finest_levels=skip_finest_levels,
         )
 
     def detect(self, image: np.ndarray) -> list[DetectedFace]:
         """All faces at least ``min_face_size`` px and ``min_score`` confident, best first."""
-        return self._detect(image, self._mtcnn, self.config.max_side, self.config.min_face_size,
-                            self.config.min_score)
+        return self._detect(image, self._mtcnn, self.config.max_side, self.config.min_face_size, self.config.min_score)
 
     def detect_thorough(self, image: np.ndarray) -> tuple[list[DetectedFace], bool]:
         """The normal pass, then, if it found nothing, the second pass (upright, then turned a
@@ -71,22 +74,27 @@ class FaceDetector:
         long_side = max(image.shape[:2])
         # Upscale small photos so a face filling a third of them reaches MTCNN's sweet spot.
         target = max(SECOND_PASS_TARGET_SIDE, min(long_side, self.config.max_side))
-        faces = self._detect(image, self._second_pass, target, 12, SECOND_PASS_MIN_SCORE,
-                             allow_upscale=True)
+        faces = self._detect(image, self._second_pass, target, 12, SECOND_PASS_MIN_SCORE, allow_upscale=True)
         if faces:
             return faces, True
         # A photo stored sideways or upside down without an EXIF tag: MTCNN only finds
         # upright faces, so look at the three other orientations and map the faces back.
         for quarter_turns in (1, 3, 2):
             turned = np.ascontiguousarray(np.rot90(image, quarter_turns))
-            faces = self._detect(turned, self._second_pass, target, 12, SECOND_PASS_MIN_SCORE,
-                                 allow_upscale=True)
+            faces = self._detect(turned, self._second_pass, target, 12, SECOND_PASS_MIN_SCORE, allow_upscale=True)
             if faces:
                 return [_unrotate(face, quarter_turns, image.shape) for face in faces], True
         return [], True
 
-    def _detect(self, image: np.ndarray, mtcnn: MTCNNDetector, max_side: int, min_size: int,
-                min_score: float, allow_upscale: bool = False) -> list[DetectedFace]:
+    def _detect(
+        self,
+        image: np.ndarray,
+        mtcnn: MTCNNDetector,
+        max_side: int,
+        min_size: int,
+        min_score: float,
+        allow_upscale: bool = False,
+    ) -> list[DetectedFace]:
         h, w = image.shape[:2]
         if min(h, w) < 12:
             return []
@@ -109,8 +117,11 @@ class FaceDetector:
 
 def _rescale(face: DetectedFace, factor: float) -> DetectedFace:
     x, y, w, h = face.box
-    return replace(face, box=(x * factor, y * factor, w * factor, h * factor),
-                   landmarks=(face.landmarks * factor).astype(np.float32))
+    return replace(
+        face,
+        box=(x * factor, y * factor, w * factor, h * factor),
+        landmarks=(face.landmarks * factor).astype(np.float32),
+    )
 
 
 def _unrotate_points(points: np.ndarray, quarter_turns: int, shape: tuple[int, ...]) -> np.ndarray:
@@ -132,8 +143,11 @@ def _unrotate(face: DetectedFace, quarter_turns: int, shape: tuple[int, ...]) ->
     (x0, y0), (x1, y1) = corners.min(axis=0), corners.max(axis=0)
     # The landmarks keep their identities (left eye stays the left eye): alignment then turns
     # the face upright.
-    return replace(face, box=(float(x0), float(y0), float(x1 - x0), float(y1 - y0)),
-                   landmarks=_unrotate_points(face.landmarks, quarter_turns, shape))
+    return replace(
+        face,
+        box=(float(x0), float(y0), float(x1 - x0), float(y1 - y0)),
+        landmarks=_unrotate_points(face.landmarks, quarter_turns, shape),
+    )
 
 
 def primary_face_index(faces: list[DetectedFace], image_shape: tuple[int, ...]) -> int:

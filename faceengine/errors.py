@@ -6,6 +6,7 @@ person) and JSON-able ``details``. The API maps the code to an HTTP status in on
 (``facesite.api.errors``). This module imports nothing but the standard library, so the engine
 stays free of Django.
 """
+
 from __future__ import annotations
 
 from typing import Any

@@ -3,10 +3,11 @@
 Vectors are unit length, so the inner product is the cosine similarity. A gallery belongs to one
 model: searching it with another model's vectors is refused, never silently compared.
 """
+
 from __future__ import annotations
 
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from typing import Hashable, Sequence
 
 import numpy as np
 
@@ -19,8 +20,8 @@ def check_same_model(have_model: str, have_dim: int, model_name: str, dim: int) 
         raise ModelMismatch(
             f"The gallery holds {have_model} ({have_dim}-d) vectors; "
             f"queries from {model_name} ({dim}-d) cannot be compared with them.",
-            details={"gallery_model": have_model, "gallery_dim": int(have_dim),
-                     "model": model_name, "dim": int(dim)})
+            details={"gallery_model": have_model, "gallery_dim": int(have_dim), "model": model_name, "dim": int(dim)},
+        )
 
 
 @dataclass(frozen=True)
@@ -30,8 +31,9 @@ class Match:
 
 
 class Gallery:
-    def __init__(self, model_name: str, dim: int, labels: Sequence[Hashable] = (),
-                 vectors: np.ndarray | None = None) -> None:
+    def __init__(
+        self, model_name: str, dim: int, labels: Sequence[Hashable] = (), vectors: np.ndarray | None = None
+    ) -> None:
         self.model_name, self.dim = model_name, dim
         self.labels = list(labels)
         matrix = np.zeros((0, dim), np.float32) if vectors is None else np.asarray(vectors, np.float32)
@@ -53,5 +55,4 @@ class Gallery:
         k = min(k, len(self))
         similarities = queries @ self.vectors.T
         top = np.argsort(-similarities, axis=1, kind="stable")[:, :k]
-        return [[Match(self.labels[j], float(row[j])) for j in order]
-                for row, order in zip(similarities, top)]
+        return [[Match(self.labels[j], float(row[j])) for j in order] for row, order in zip(similarities, top)]

@@ -2,6 +2,7 @@
 
 Decompression bombs are refused from the header alone, before any pixel is decoded.
 """
+
 from __future__ import annotations
 
 import io
@@ -37,9 +38,7 @@ def _read_bytes(source: ImageSource, limits: ImageLimits) -> bytes:
         if not path.is_file():
             raise ImageError(f"No such file: {path}")
         if path.stat().st_size > limits.max_bytes:
-            raise ImageTooLarge(
-                f"The file is {path.stat().st_size} bytes; the limit is {limits.max_bytes}."
-            )
+            raise ImageTooLarge(f"The file is {path.stat().st_size} bytes; the limit is {limits.max_bytes}.")
         data = path.read_bytes()
     else:
         data = source.read(limits.max_bytes + 1)

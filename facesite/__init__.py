@@ -1,4 +1,5 @@
 """facesite: wiring only (settings, urls, the Celery app, wsgi)."""
+
 from .celery import app as celery_app
 
 __all__ = ("celery_app",)

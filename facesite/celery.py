@@ -5,6 +5,7 @@ its own, and while a task runs every line carries its task id and, for recogniti
 job id (the task's first argument), and the id of the web request that queued it (a message
 header), so an upload can be followed from the web log into the worker's.
 """
+
 import logging.config
 import os
 from typing import Any
@@ -56,8 +57,9 @@ _VARS = (task_id_var, job_id_var, request_id_var)
 
 
 @task_prerun.connect
-def _bind_task_context(task_id: str | None = None, task: Any = None, args: Any = None,
-                       kwargs: Any = None, **extra: Any) -> None:
+def _bind_task_context(
+    task_id: str | None = None, task: Any = None, args: Any = None, kwargs: Any = None, **extra: Any
+) -> None:
     # A custom message header ends up as an attribute of the task's request; an eager task
     # keeps the request id it already runs under.
     queued_by = getattr(getattr(task, "request", None), REQUEST_ID_HEADER, None) or request_id_var.get()

@@ -12,10 +12,11 @@ Recovery needs nothing from here: Django opens a new connection per request (or,
 persistent connections, ``CONN_HEALTH_CHECKS`` tests a reused one first) and drops a connection
 that raised, so the first request after the database is back succeeds.
 """
+
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 from django.core.signals import got_request_exception
 from django.db import InterfaceError, OperationalError
@@ -68,7 +69,9 @@ def database_unavailable_response(request: HttpRequest) -> HttpResponse:
             "<!doctype html><html><head><title>Temporarily unavailable</title></head><body>"
             "<h1>Temporarily unavailable</h1><p>The database is unavailable for the moment. "
             "Please try again in a few seconds.</p></body></html>",
-            status=503, content_type="text/html; charset=utf-8")
+            status=503,
+            content_type="text/html; charset=utf-8",
+        )
     response["Retry-After"] = str(RETRY_AFTER_SECONDS)
     response["Cache-Control"] = "no-store"
     return response
@@ -80,7 +83,9 @@ def storage_full_response(request: HttpRequest) -> HttpResponse:
     return HttpResponse(
         "<!doctype html><html><head><title>No room to store the upload</title></head><body>"
         f"<h1>No room to store the upload</h1><p>{STORAGE_FULL_MESSAGE}</p></body></html>",
-        status=507, content_type="text/html; charset=utf-8")
+        status=507,
+        content_type="text/html; charset=utf-8",
+    )
 
 
 def _classify(exc: BaseException) -> str | None:
@@ -123,8 +128,12 @@ class DatabaseUnavailableMiddleware:
     @staticmethod
     def _answer(request: HttpRequest, kind: str, exception: Exception | None) -> HttpResponse:
         if kind == CODE:
-            logger.warning("Database unavailable during %s %s: %s", request.method, request.path,
-                           exception or "(raised outside the view)")
+            logger.warning(
+                "Database unavailable during %s %s: %s",
+                request.method,
+                request.path,
+                exception or "(raised outside the view)",
+            )
             return database_unavailable_response(request)
         logger.error("Storage full during %s %s: %s", request.method, request.path, exception)
         return storage_full_response(request)

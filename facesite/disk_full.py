@@ -6,6 +6,7 @@ project's default storage, so every FileField save goes through it) removes exac
 file on ENOSPC/EDQUOT and raises ``StorageFull`` (a stable code the API answers with 507, pages
 with a form error).
 """
+
 from __future__ import annotations
 
 import errno

@@ -6,6 +6,7 @@ and the web pages start without it; a Celery worker loads it once per process. C
 ``facesite.engine.recognizer()`` through the module (``from facesite import engine``), so
 tests can swap the engine in one place.
 """
+
 from __future__ import annotations
 
 import functools
@@ -32,11 +33,10 @@ def active_model_spec(name: str | None = None) -> ModelSpec:
 
 
 def image_limits() -> ImageLimits:
-    return ImageLimits(max_bytes=settings.FACESITE_MAX_UPLOAD_BYTES,
-                       max_pixels=settings.FACESITE_MAX_IMAGE_PIXELS)
+    return ImageLimits(max_bytes=settings.FACESITE_MAX_UPLOAD_BYTES, max_pixels=settings.FACESITE_MAX_IMAGE_PIXELS)
 
 
-def detector_config() -> "DetectorConfig":
+def detector_config() -> DetectorConfig:
     from faceengine.detection import DetectorConfig
 
     config = engine_settings()
@@ -52,18 +52,23 @@ def detector_config() -> "DetectorConfig":
 
 
 @functools.lru_cache(maxsize=4)
-def get_recognizer(model_name: str | None = None, flip: bool | None = None) -> "Recognizer":
+def get_recognizer(model_name: str | None = None, flip: bool | None = None) -> Recognizer:
     """The process-wide recognizer for a model (the configured one by default)."""
     config = engine_settings()
     threads = config["TF_THREADS"] or None
     if threads:
         _limit_tensorflow_threads(threads)
-    return faceengine.load(settings.FACESITE_MODEL_DIR, model=active_model_spec(model_name).name,
-                           detector=detector_config(), flip=config["FLIP"] if flip is None else flip,
-                           limits=image_limits(), num_threads=threads)
+    return faceengine.load(
+        settings.FACESITE_MODEL_DIR,
+        model=active_model_spec(model_name).name,
+        detector=detector_config(),
+        flip=config["FLIP"] if flip is None else flip,
+        limits=image_limits(),
+        num_threads=threads,
+    )
 
 
-def recognizer(model_name: str | None = None) -> "Recognizer":
+def recognizer(model_name: str | None = None) -> Recognizer:
     """The engine every app uses (enrolment, jobs, the engine API). Tests replace this one
     function to run the apps on a fake engine."""
     return get_recognizer(model_name)

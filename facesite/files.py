@@ -1,4 +1,5 @@
 """Serving stored photos privately: media files are never public, a view decides who may see."""
+
 from __future__ import annotations
 
 from django.db.models.fields.files import FieldFile

@@ -9,6 +9,7 @@ covers the first engine load. Uploaded recognition jobs run on the Celery worker
 The app is not preloaded: TensorFlow is never imported before the fork (it is not fork-safe),
 and each worker imports Django itself.
 """
+
 import os
 
 from facesite.log import logging_config
@@ -48,11 +49,14 @@ else:
 # Every line, gunicorn's error log included, goes through the app's formatter (LOG_FORMAT).
 _access = os.environ.get("GUNICORN_ACCESS_LOG", "").strip().lower() in {"1", "true", "yes", "on"}
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
-logconfig_dict = logging_config(os.environ.get("LOG_FORMAT", "json"),
-                                os.environ.get("FACESITE_LOG_LEVEL", "INFO").upper())
-logconfig_dict["loggers"].update({
-    "gunicorn.error": {"handlers": [], "level": loglevel.upper(), "propagate": True},
-    # gunicorn logs access lines at INFO: at WARNING they are dropped.
-    "gunicorn.access": {"handlers": [], "level": "INFO" if _access else "WARNING", "propagate": True},
-})
+logconfig_dict = logging_config(
+    os.environ.get("LOG_FORMAT", "json"), os.environ.get("FACESITE_LOG_LEVEL", "INFO").upper()
+)
+logconfig_dict["loggers"].update(
+    {
+        "gunicorn.error": {"handlers": [], "level": loglevel.upper(), "propagate": True},
+        # gunicorn logs access lines at INFO: at WARNING they are dropped.
+        "gunicorn.access": {"handlers": [], "level": "INFO" if _access else "WARNING", "propagate": True},
+    }
+)
 proc_name = "facesite-web"

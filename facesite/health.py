@@ -10,11 +10,13 @@ first probe warms the engine and the first real request does not pay for it).
 No secrets in the answers: a failure is named by its exception type; the details go to the log.
 Anonymous and unthrottled (plain Django views, outside DRF's rate limits).
 """
+
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
@@ -99,5 +101,4 @@ def healthz(request: HttpRequest) -> JsonResponse:
 @require_safe
 def readyz(request: HttpRequest) -> JsonResponse:
     ready, checks = readiness()
-    return JsonResponse({"status": "ok" if ready else "unavailable", "checks": checks},
-                        status=200 if ready else 503)
+    return JsonResponse({"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503)

@@ -8,12 +8,13 @@ locals) keep gunicorn's threads and Celery's pool processes apart.
 Named ``log`` so that it never shadows the standard library's ``logging``. Importable without
 Django settings: gunicorn's own logging config (facesite/gunicorn.py) uses these formatters.
 """
+
 from __future__ import annotations
 
 import contextvars
 import json
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
@@ -53,8 +54,7 @@ def current_context() -> dict[str, Any]:
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
-    return {key: value for key, value in vars(record).items()
-            if key not in _RECORD_ATTRS and not key.startswith("_")}
+    return {key: value for key, value in vars(record).items() if key not in _RECORD_ATTRS and not key.startswith("_")}
 
 
 class JsonFormatter(logging.Formatter):
@@ -63,7 +63,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, tz=timezone.utc).isoformat(timespec="milliseconds"),
+            "time": datetime.fromtimestamp(record.created, tz=UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),

@@ -5,13 +5,14 @@ request runs carries it) and on the response's X-Request-ID header, and one line
 request with its status and duration. The middleware is first in MIDDLEWARE so that even the
 security redirect and static files answer with an id.
 """
+
 from __future__ import annotations
 
 import logging
 import re
 import time
 import uuid
-from typing import Callable
+from collections.abc import Callable
 
 from django.core.signals import request_finished
 from django.http import HttpRequest, HttpResponse
@@ -67,7 +68,16 @@ class RequestIdMiddleware:
         if response.status_code >= 400 or request.path not in _QUIET_PATHS:
             # The path without the query string: query strings may carry secrets.
             path = _printable(request.path)
-            logger.info("%s %s %s", request.method, path, response.status_code,
-                        extra={"method": request.method, "path": path, "status": response.status_code,
-                               "duration_ms": round((time.perf_counter() - started) * 1000, 1)})
+            logger.info(
+                "%s %s %s",
+                request.method,
+                path,
+                response.status_code,
+                extra={
+                    "method": request.method,
+                    "path": path,
+                    "status": response.status_code,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                },
+            )
         return response

@@ -6,9 +6,10 @@ before the per-photo limit is ever applied. The API does the same check in its b
 (``ApiView``, with its own limits); this middleware covers everything else. It sits before the
 CSRF middleware, which is the first to read ``request.POST``.
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -25,8 +26,9 @@ def declared_length(request: HttpRequest) -> int:
 
 
 def _wants_json(request: HttpRequest) -> bool:
-    return (request.headers.get("x-requested-with") == "XMLHttpRequest"
-            or "application/json" in request.headers.get("accept", ""))
+    return request.headers.get("x-requested-with") == "XMLHttpRequest" or "application/json" in request.headers.get(
+        "accept", ""
+    )
 
 
 class PageRequestSizeMiddleware:
@@ -47,8 +49,11 @@ class PageRequestSizeMiddleware:
         if _wants_json(request):
             response: HttpResponse = JsonResponse({"error": {"code": CODE, "message": message}}, status=413)
         else:
-            response = HttpResponse(f"<!doctype html><title>Upload too large</title><h1>Upload too large</h1>"
-                                    f"<p>{message} Send fewer photos at a time.</p>", status=413)
+            response = HttpResponse(
+                f"<!doctype html><title>Upload too large</title><h1>Upload too large</h1>"
+                f"<p>{message} Send fewer photos at a time.</p>",
+                status=413,
+            )
         # The body is never read: the connection cannot be reused for another request.
         response["Connection"] = "close"
         return response

@@ -4,6 +4,7 @@ its bytes up to a limit, the extension of its real content, and a generated stor
 The uploaded name is shown to people and never used on disk; the stored file's extension comes
 from the content (Pillow's format), so ``evil.php`` holding a JPEG is stored as ``.jpg``.
 """
+
 from __future__ import annotations
 
 import io
@@ -12,8 +13,15 @@ import uuid
 from typing import Any
 
 # Pillow format -> the extension of the stored file.
-PHOTO_EXTENSIONS = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp", "BMP": "bmp",
-                    "GIF": "gif", "TIFF": "tif"}
+PHOTO_EXTENSIONS = {
+    "JPEG": "jpg",
+    "MPO": "jpg",
+    "PNG": "png",
+    "WEBP": "webp",
+    "BMP": "bmp",
+    "GIF": "gif",
+    "TIFF": "tif",
+}
 UNKNOWN_EXTENSION = "bin"
 MAX_NAME_LENGTH = 255
 

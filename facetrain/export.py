@@ -5,6 +5,7 @@ identity card ``<name>.json`` (backend, file, dimension, input convention, thres
 ``faceengine.embedders.registry``. Both are written under temporary names and renamed into
 place, the card last, so the engine never sees a card pointing at a half-written network.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -12,12 +13,15 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 from faceengine.embedders.base import InputConvention
 from faceengine.embedders.registry import (
-    BUILTIN_MODELS, DEFAULT_MODEL, ModelSpec, save_model_spec,
+    BUILTIN_MODELS,
+    DEFAULT_MODEL,
+    ModelSpec,
+    save_model_spec,
 )
 from faceengine.errors import ModelError
 from faceengine.model_fetch import sha256_of
@@ -29,8 +33,9 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 def check_export_name(name: str) -> None:
     """A model name is a file name in the model folder: plain, and not a builtin's."""
     if not NAME_PATTERN.match(name or "") or name.endswith((".json", ".keras", ".tmp")):
-        raise ModelError(f"Bad model name {name!r}: use letters, digits, '.', '_' and '-' "
-                         "(up to 64 characters, no extension).")
+        raise ModelError(
+            f"Bad model name {name!r}: use letters, digits, '.', '_' and '-' (up to 64 characters, no extension)."
+        )
     if name in BUILTIN_MODELS:
         raise ModelError(f"{name!r} is a builtin model's name; export under another name.")
 
@@ -49,8 +54,9 @@ def _as_convention(convention: InputConvention | dict | None, size: int) -> Inpu
     if convention.color not in ("RGB", "BGR") or convention.layout not in ("NHWC", "NCHW"):
         raise ModelError(f"Bad input convention {convention}: color RGB/BGR, layout NHWC/NCHW.")
     if not isinstance(convention.size, int) or convention.size != size:
-        raise ModelError(f"The input convention says {convention.size}x{convention.size} faces "
-                         f"but the model takes {size}x{size}.")
+        raise ModelError(
+            f"The input convention says {convention.size}x{convention.size} faces but the model takes {size}x{size}."
+        )
     if not float(convention.std) > 0:
         raise ModelError(f"The input convention's std must be positive, got {convention.std}.")
     return convention
@@ -60,8 +66,10 @@ def _model_shapes(model) -> tuple[int, int]:
     """(input size, embedding dimension) of a Keras embedding model, checked."""
     input_shape, output_shape = tuple(model.input_shape), tuple(model.output_shape)
     if len(input_shape) != 4 or len(output_shape) != 2 or output_shape[1] is None:
-        raise ModelError(f"An embedding model maps (n, size, size, 3) faces to (n, dim) vectors; "
-                         f"this one maps {input_shape} to {output_shape}.")
+        raise ModelError(
+            f"An embedding model maps (n, size, size, 3) faces to (n, dim) vectors; "
+            f"this one maps {input_shape} to {output_shape}."
+        )
     size = input_shape[1] if input_shape[-1] == 3 else input_shape[2]
     if size is None:
         raise ModelError(f"The model's input size is not fixed: {input_shape}.")
@@ -75,11 +83,17 @@ def _check_threshold(label: str, value: float) -> float:
     return value
 
 
-def export_model(model, *, name: str, model_dir: Path,
-                 convention: InputConvention | dict | None = None,
-                 verification_threshold: float | None = None,
-                 identification_threshold: float | None = None,
-                 fmt: str = "keras", source: dict | None = None) -> ModelSpec:
+def export_model(
+    model,
+    *,
+    name: str,
+    model_dir: Path,
+    convention: InputConvention | dict | None = None,
+    verification_threshold: float | None = None,
+    identification_threshold: float | None = None,
+    fmt: str = "keras",
+    source: dict | None = None,
+) -> ModelSpec:
     """Write ``model`` and its metadata into ``model_dir`` as ``name``; return the spec written.
 
     ``convention`` defaults to the default model's ((x - 127.5) / 128, RGB, NHWC) at the model's
@@ -93,11 +107,14 @@ def export_model(model, *, name: str, model_dir: Path,
     convention = _as_convention(convention, size)
     defaults = ModelSpec(name=name, backend=FORMATS[fmt], filename="", dim=dim)
     verification = _check_threshold(
-        "verification", defaults.verification_threshold if verification_threshold is None
-        else verification_threshold)
+        "verification", defaults.verification_threshold if verification_threshold is None else verification_threshold
+    )
     identification = _check_threshold(
-        "identification", max(defaults.identification_threshold, verification)
-        if identification_threshold is None else identification_threshold)
+        "identification",
+        max(defaults.identification_threshold, verification)
+        if identification_threshold is None
+        else identification_threshold,
+    )
 
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -109,9 +126,17 @@ def export_model(model, *, name: str, model_dir: Path,
         filename = name
         _save_savedmodel_atomically(model, model_dir / filename)
         digest = None  # a folder has no single checksum
-    spec = ModelSpec(name=name, backend=FORMATS[fmt], filename=filename, dim=dim,
-                     convention=convention, verification_threshold=verification,
-                     identification_threshold=identification, sha256=digest, source=source)
+    spec = ModelSpec(
+        name=name,
+        backend=FORMATS[fmt],
+        filename=filename,
+        dim=dim,
+        convention=convention,
+        verification_threshold=verification,
+        identification_threshold=identification,
+        sha256=digest,
+        source=source,
+    )
     save_model_spec(spec, model_dir)
     return spec
 
@@ -148,9 +173,16 @@ def _save_savedmodel_atomically(model, target: Path) -> None:
 Progress = Callable[[Iterable], Iterable]
 
 
-def measure_lfw(model, *, lfw_dir: Path, convention: InputConvention, detector_config,
-                flip: bool, pairs_file: str = "pairs.txt",
-                progress: Progress = lambda items: items):
+def measure_lfw(
+    model,
+    *,
+    lfw_dir: Path,
+    convention: InputConvention,
+    detector_config,
+    flip: bool,
+    pairs_file: str = "pairs.txt",
+    progress: Progress = lambda items: items,
+):
     """Run the LFW 10-fold protocol on an in-memory model through the whole pipeline (MTCNN,
     alignment, this embedder); returns the runner's BenchmarkReport, whose ``result.threshold``
     (the mean of the per-fold thresholds) is what an export stores as its 1:1 threshold."""
@@ -181,8 +213,9 @@ def load_training_run(run_dir: Path):
     backbone_path, run_path = run_dir / "backbone.keras", run_dir / "run.json"
     for path in (backbone_path, run_path):
         if not path.is_file():
-            raise ModelError(f"{path} not found: --run must be a training run folder "
-                             "(with backbone.keras and run.json).")
+            raise ModelError(
+                f"{path} not found: --run must be a training run folder (with backbone.keras and run.json)."
+            )
     try:
         run = json.loads(run_path.read_text())
     except ValueError as exc:
@@ -198,6 +231,8 @@ def load_training_run(run_dir: Path):
         raise ModelError(f"Bad run metadata in {run_path}: 'convention' must be an object.")
     convention = _as_convention(run["convention"], size)
     if run["embedding_size"] != dim:
-        raise ModelError(f"Bad run metadata in {run_path}: embedding_size {run['embedding_size']!r} "
-                         f"but {backbone_path.name} gives {dim}-d vectors.")
+        raise ModelError(
+            f"Bad run metadata in {run_path}: embedding_size {run['embedding_size']!r} "
+            f"but {backbone_path.name} gives {dim}-d vectors."
+        )
     return model, convention, run

@@ -17,6 +17,7 @@ arrive as float16, where ``acos`` near +-1 and ``s * cos`` (64 * 1 fits, but its
 does not) lose too much. Cosines are clipped to [-1 + eps, 1 - eps] before acos, whose
 gradient is infinite at +-1.
 """
+
 from __future__ import annotations
 
 import math
@@ -27,7 +28,7 @@ import tensorflow as tf
 
 from .backbones.layers import WEIGHT_DECAY
 
-__all__ = ["MarginConfig", "ArcMarginHead", "margin_logits", "cosine_logits"]
+__all__ = ["ArcMarginHead", "MarginConfig", "cosine_logits", "margin_logits"]
 
 _EPS = 1e-7
 
@@ -93,9 +94,12 @@ class ArcMarginHead(keras.layers.Layer):
     def build(self, input_shape) -> None:
         embedding_shape = input_shape[0]
         self.centres = self.add_weight(
-            name="centres", shape=(int(embedding_shape[-1]), self.classes),
-            initializer=keras.initializers.RandomNormal(stddev=0.01), trainable=True,
-            regularizer=keras.regularizers.L2(WEIGHT_DECAY / 2))
+            name="centres",
+            shape=(int(embedding_shape[-1]), self.classes),
+            initializer=keras.initializers.RandomNormal(stddev=0.01),
+            trainable=True,
+            regularizer=keras.regularizers.L2(WEIGHT_DECAY / 2),
+        )
 
     def call(self, inputs, training=None):
         embeddings, labels = inputs

@@ -1,8 +1,9 @@
 """Learning-rate schedules with a linear warm-up: poly (insightface's arcface_torch), cosine, step."""
+
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import keras
 import tensorflow as tf
@@ -20,8 +21,16 @@ class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
     * constant: no decay.
     """
 
-    def __init__(self, base_lr: float, total_steps: int, *, warmup_steps: int = 0, kind: str = "poly",
-                 boundaries: Sequence[int] = (), gamma: float = 0.1) -> None:
+    def __init__(
+        self,
+        base_lr: float,
+        total_steps: int,
+        *,
+        warmup_steps: int = 0,
+        kind: str = "poly",
+        boundaries: Sequence[int] = (),
+        gamma: float = 0.1,
+    ) -> None:
         if kind not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {kind!r}")
         self.base_lr, self.total_steps = float(base_lr), max(int(total_steps), 1)
@@ -48,5 +57,11 @@ class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
         return tf.where(step < warm, warmup, decayed)
 
     def get_config(self) -> dict:
-        return {"base_lr": self.base_lr, "total_steps": self.total_steps, "warmup_steps": self.warmup_steps,
-                "kind": self.kind, "boundaries": list(self.boundaries), "gamma": self.gamma}
+        return {
+            "base_lr": self.base_lr,
+            "total_steps": self.total_steps,
+            "warmup_steps": self.warmup_steps,
+            "kind": self.kind,
+            "boundaries": list(self.boundaries),
+            "gamma": self.gamma,
+        }

@@ -22,6 +22,7 @@ Fine-tuning note: in training mode a BatchNormalization uses batch statistics, n
 moving statistics, so the first steps of fine-tuning change the function; freeze the BN layers
 (``layer.trainable = False`` runs them in inference mode in Keras 3) to fine-tune the weights only.
 """
+
 from __future__ import annotations
 
 import os
@@ -70,8 +71,7 @@ def read_tflite_weights(tflite_path: Path) -> TFLiteWeights:
         graph = model.subgraphs[0]
     except Exception as exc:  # the flatbuffer reader raises anything on garbage
         raise ModelError(f"{path} is not a readable TFLite file: {exc}") from exc
-    op_names = {value: key for key, value in vars(schema.BuiltinOperator).items()
-                if not key.startswith("_")}
+    op_names = {value: key for key, value in vars(schema.BuiltinOperator).items() if not key.startswith("_")}
     producer: dict[int, str] = {}
 
     def op_name(op) -> str:
@@ -101,12 +101,18 @@ def read_tflite_weights(tflite_path: Path) -> TFLiteWeights:
                 raise ModelError(f"A {name} in {path} has non-constant weights or no bias.")
             options = op.builtinOptions
             if options.fusedActivationFunction != 0 or options.dilationHFactor != 1:
-                raise ModelError(f"A {name} in {path} has a fused activation or dilation; "
-                                 "the Keras MobileFaceNet has neither.")
-            convs.append(ConvWeights(
-                op=name, kernel=kernel, bias=bias, stride=int(options.strideH),
-                padding="same" if options.padding == schema.Padding.SAME else "valid",
-            ))
+                raise ModelError(
+                    f"A {name} in {path} has a fused activation or dilation; the Keras MobileFaceNet has neither."
+                )
+            convs.append(
+                ConvWeights(
+                    op=name,
+                    kernel=kernel,
+                    bias=bias,
+                    stride=int(options.strideH),
+                    padding="same" if options.padding == schema.Padding.SAME else "valid",
+                )
+            )
         elif name == "MUL":
             # PReLU: MUL(c, SUB(x, ABS(x))). Other MULs would be unexpected in this graph.
             values = [constant(index) for index in op.inputs]
@@ -121,9 +127,13 @@ def read_tflite_weights(tflite_path: Path) -> TFLiteWeights:
             producer[index] = name
     inputs = graph.tensors[graph.inputs[0]]
     outputs = graph.tensors[graph.outputs[0]]
-    return TFLiteWeights(convs=convs, prelu_alphas=alphas, residual_adds=residual_adds,
-                         input_shape=tuple(int(dim) for dim in inputs.shape),
-                         embedding_size=int(outputs.shape[-1]))
+    return TFLiteWeights(
+        convs=convs,
+        prelu_alphas=alphas,
+        residual_adds=residual_adds,
+        input_shape=tuple(int(dim) for dim in inputs.shape),
+        embedding_size=int(outputs.shape[-1]),
+    )
 
 
 def _keras_kernel(conv: ConvWeights, layer) -> np.ndarray:
@@ -142,12 +152,16 @@ def load_default_weights(model, tflite_path: Path) -> None:
 def _assign(model, weights: TFLiteWeights, source: str) -> None:
     import keras
 
-    conv_layers = [layer for layer in model.layers
-                   if isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D))]
+    conv_layers = [
+        layer for layer in model.layers if isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D))
+    ]
     prelu_layers = [layer for layer in model.layers if isinstance(layer, keras.layers.PReLU)]
     adds = [layer for layer in model.layers if isinstance(layer, keras.layers.Add)]
     if (len(conv_layers), len(prelu_layers), len(adds)) != (
-            len(weights.convs), len(weights.prelu_alphas), weights.residual_adds):
+        len(weights.convs),
+        len(weights.prelu_alphas),
+        weights.residual_adds,
+    ):
         raise ModelError(
             f"{model.name} has {len(conv_layers)} convs, {len(prelu_layers)} PReLUs and {len(adds)} "
             f"shortcuts; {source} has {len(weights.convs)}, {len(weights.prelu_alphas)} and "
@@ -158,8 +172,12 @@ def _assign(model, weights: TFLiteWeights, source: str) -> None:
         expected_op = "DEPTHWISE_CONV_2D" if isinstance(layer, keras.layers.DepthwiseConv2D) else "CONV_2D"
         kernel = _keras_kernel(conv, layer)
         target = layer.kernel  # Keras 3 keeps the depthwise kernel (HWCM) under this name too
-        if (conv.op != expected_op or tuple(target.shape) != kernel.shape
-                or layer.strides[0] != conv.stride or layer.padding != conv.padding):
+        if (
+            conv.op != expected_op
+            or tuple(target.shape) != kernel.shape
+            or layer.strides[0] != conv.stride
+            or layer.padding != conv.padding
+        ):
             raise ModelError(
                 f"Layer {layer.name} ({expected_op} {tuple(target.shape)}, stride {layer.strides[0]}, "
                 f"{layer.padding}) does not match the file's {conv.op} {kernel.shape}, stride "

@@ -10,6 +10,7 @@ loss scale exactly. Layout of the run folder (``out``):
 * ``run.json``           what export needs: backbone, sizes, head, classes, step, convention
 * ``verification.jsonl`` one line per evaluation: step, epoch, accuracy/std/threshold per benchmark
 """
+
 from __future__ import annotations
 
 import json
@@ -18,9 +19,9 @@ import math
 import os
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import keras
 import numpy as np
@@ -92,8 +93,10 @@ def _scalar_metadata():
 
     # What tensorboard's own tf.summary.scalar writes (plugin "scalars", scalar data class),
     # written through TensorFlow's core op so TensorBoard need not be installed to log.
-    return summary_pb2.SummaryMetadata(plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"),
-                                       data_class=summary_pb2.DATA_CLASS_SCALAR)
+    return summary_pb2.SummaryMetadata(
+        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"),
+        data_class=summary_pb2.DATA_CLASS_SCALAR,
+    )
 
 
 def log_scalar(name: str, value: float, step: int) -> None:
@@ -137,8 +140,15 @@ def _precision_policy(enabled: bool) -> str:
 class Trainer:
     """Train a backbone + ArcFace head on ``data``; evaluate ``eval_sets`` as it goes."""
 
-    def __init__(self, config: TrainConfig, data: TrainingData, *, eval_sets: Sequence[VerificationSet] = (),
-                 strategy: tf.distribute.Strategy | None = None, class_names: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        config: TrainConfig,
+        data: TrainingData,
+        *,
+        eval_sets: Sequence[VerificationSet] = (),
+        strategy: tf.distribute.Strategy | None = None,
+        class_names: Sequence[str] = (),
+    ) -> None:
         self.config, self.data, self.eval_sets = config, data, list(eval_sets)
         self.class_names = list(class_names or data.names)
         self.out = Path(config.out)
@@ -153,18 +163,26 @@ class Trainer:
         total = math.ceil(config.epochs * self.steps_per_epoch)
         self.total_steps = min(total, config.max_steps) if config.max_steps else total
         with self.strategy.scope():
-            self.backbone = build_backbone(config.backbone, embedding_size=config.embedding_size,
-                                           input_size=config.input_size, activation=config.activation,
-                                           dropout=config.dropout)
+            self.backbone = build_backbone(
+                config.backbone,
+                embedding_size=config.embedding_size,
+                input_size=config.input_size,
+                activation=config.activation,
+                dropout=config.dropout,
+            )
             if config.bn_momentum is not None:
                 for layer in self.backbone.layers:
                     if isinstance(layer, keras.layers.BatchNormalization):
                         layer.momentum = config.bn_momentum
             self.head = ArcMarginHead(data.classes, config.margin, name="arcface")
             self.head.build([(None, config.embedding_size), (None,)])
-            schedule = WarmupSchedule(config.lr, self.total_steps, kind=config.schedule,
-                                      warmup_steps=int(config.warmup_epochs * self.steps_per_epoch),
-                                      boundaries=config.lr_steps)
+            schedule = WarmupSchedule(
+                config.lr,
+                self.total_steps,
+                kind=config.schedule,
+                warmup_steps=int(config.warmup_epochs * self.steps_per_epoch),
+                boundaries=config.lr_steps,
+            )
             self.schedule = schedule
             optimizer = keras.optimizers.SGD(learning_rate=schedule, momentum=config.momentum)
             if self.policy == "mixed_float16":
@@ -173,8 +191,9 @@ class Trainer:
             self.variables = self.backbone.trainable_variables + self.head.trainable_variables
             self.optimizer.build(self.variables)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="train_step")
-        self.checkpoint = tf.train.Checkpoint(backbone=self.backbone, head=self.head, optimizer=self.optimizer,
-                                              step=self.step)
+        self.checkpoint = tf.train.Checkpoint(
+            backbone=self.backbone, head=self.head, optimizer=self.optimizer, step=self.step
+        )
         # Every worker must save (the collective needs them all); only the chief keeps its copy.
         ckpt_dir = self.out / "checkpoints" if self.chief else Path(tempfile.mkdtemp(prefix="arcface-worker-"))
         self.manager = tf.train.CheckpointManager(self.checkpoint, str(ckpt_dir), max_to_keep=config.keep_checkpoints)
@@ -183,7 +202,9 @@ class Trainer:
             self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
             self.resumed_from = int(self.step.numpy())
             logger.info("resumed from %s at step %d", self.manager.latest_checkpoint, self.resumed_from)
-        self.writer = tf.summary.create_file_writer(str(self.out / "logs")) if self.chief else tf.summary.create_noop_writer()
+        self.writer = (
+            tf.summary.create_file_writer(str(self.out / "logs")) if self.chief else tf.summary.create_noop_writer()
+        )
         self._train_step = self._make_train_step()
 
     # ------------------------------------------------------------------ the step
@@ -222,8 +243,13 @@ class Trainer:
     # ------------------------------------------------------------------ the loop
 
     def dataset(self) -> tf.data.Dataset:
-        return batches(self.data, batch_size=self.config.batch_size, input_size=self.config.input_size,
-                       flip=self.config.flip, seed=self.config.seed + int(self.step.numpy()))
+        return batches(
+            self.data,
+            batch_size=self.config.batch_size,
+            input_size=self.config.input_size,
+            flip=self.config.flip,
+            seed=self.config.seed + int(self.step.numpy()),
+        )
 
     def train(self, dataset: tf.data.Dataset | None = None) -> TrainResult:
         """Train up to ``total_steps``; ``dataset`` (global batches, repeated) replaces the
@@ -251,8 +277,16 @@ class Trainer:
                 mean_loss = window_loss / window_steps
                 losses.append((step, mean_loss))
                 lr = float(self.schedule(step - 1))
-                logger.info("step %d/%d epoch %.2f loss %.4f acc %.3f lr %.5f %.1f img/s", step, self.total_steps,
-                            step / self.steps_per_epoch, mean_loss, float(accuracy), lr, speed)
+                logger.info(
+                    "step %d/%d epoch %.2f loss %.4f acc %.3f lr %.5f %.1f img/s",
+                    step,
+                    self.total_steps,
+                    step / self.steps_per_epoch,
+                    mean_loss,
+                    float(accuracy),
+                    lr,
+                    speed,
+                )
                 with self.writer.as_default(step=step):
                     log_scalar("train/loss", mean_loss, step)
                     log_scalar("train/accuracy", float(accuracy), step)
@@ -263,8 +297,13 @@ class Trainer:
                 evaluations.append(self.checkpoint_and_evaluate())
         self.writer.flush()
         # Training steps only: evaluations and checkpoint writes are not counted.
-        return TrainResult(step=step, epoch=step / self.steps_per_epoch, losses=losses, evaluations=evaluations,
-                           images_per_second=(step - start_step) * config.batch_size / max(step_seconds, 1e-9))
+        return TrainResult(
+            step=step,
+            epoch=step / self.steps_per_epoch,
+            losses=losses,
+            evaluations=evaluations,
+            images_per_second=(step - start_step) * config.batch_size / max(step_seconds, 1e-9),
+        )
 
     # ------------------------------------------------------------------ outputs
 
@@ -283,8 +322,14 @@ class Trainer:
                     log_scalar(f"verification/{name}", result["accuracy"], step)
             with (self.out / "verification.jsonl").open("a") as handle:
                 handle.write(json.dumps(record) + "\n")
-            logger.info("step %d verification: %s", step, ", ".join(
-                f"{n} {100 * r['accuracy']:.2f}% (thr {r['threshold']:.3f})" for n, r in record["benchmarks"].items()))
+            logger.info(
+                "step %d verification: %s",
+                step,
+                ", ".join(
+                    f"{n} {100 * r['accuracy']:.2f}% (thr {r['threshold']:.3f})"
+                    for n, r in record["benchmarks"].items()
+                ),
+            )
         self.out.mkdir(parents=True, exist_ok=True)
         tmp = self.out / "backbone.tmp.keras"
         backbone.save(tmp)
@@ -299,9 +344,13 @@ class Trainer:
         previous = keras.mixed_precision.global_policy()
         keras.mixed_precision.set_global_policy("float32")
         try:
-            copy = build_backbone(self.config.backbone, embedding_size=self.config.embedding_size,
-                                  input_size=self.config.input_size, activation=self.config.activation,
-                                  dropout=self.config.dropout)
+            copy = build_backbone(
+                self.config.backbone,
+                embedding_size=self.config.embedding_size,
+                input_size=self.config.input_size,
+                activation=self.config.activation,
+                dropout=self.config.dropout,
+            )
         finally:
             keras.mixed_precision.set_global_policy(previous)
         copy.set_weights([np.asarray(w) for w in self.backbone.get_weights()])

@@ -6,12 +6,13 @@ the numbers logged during training mean what the served model's numbers mean. Fa
 once, up front (LFW photos through the engine's MTCNN + alignment, with a crop cache; the
 insightface ``.bin`` packs are aligned already), and kept in memory as uint8.
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
 
 import cv2
 import numpy as np
@@ -24,7 +25,7 @@ from .data.pipeline import MEAN, STD
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["VerificationSet", "load_verification_set", "embed_faces", "evaluate_sets"]
+__all__ = ["VerificationSet", "embed_faces", "evaluate_sets", "load_verification_set"]
 
 
 @dataclass
@@ -52,9 +53,13 @@ def _resize(face: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(face, (size, size), interpolation=cv2.INTER_AREA)
 
 
-def from_pairset(pairset: PairSet, size: int, aligner: Callable[[bytes], np.ndarray | None] | None = None,
-                 cache: Path | None = None,
-                 progress: Callable[[Iterable], Iterable] = lambda items: items) -> VerificationSet:
+def from_pairset(
+    pairset: PairSet,
+    size: int,
+    aligner: Callable[[bytes], np.ndarray | None] | None = None,
+    cache: Path | None = None,
+    progress: Callable[[Iterable], Iterable] = lambda items: items,
+) -> VerificationSet:
     """Align (or, without ``aligner``, just decode and resize) every image of the pair set."""
     from faceengine.align import center_crop
 
@@ -77,8 +82,16 @@ def from_pairset(pairset: PairSet, size: int, aligner: Callable[[bytes], np.ndar
     return VerificationSet(pairset.name, faces, pairset.pairs, pairset.same, pairset.folds, fallbacks)
 
 
-def load_verification_set(kind: str, path: Path, size: int, *, pairs_file: str = "pairs.txt", aligner=None,
-                          cache: Path | None = None, progress=lambda items: items) -> list[VerificationSet]:
+def load_verification_set(
+    kind: str,
+    path: Path,
+    size: int,
+    *,
+    pairs_file: str = "pairs.txt",
+    aligner=None,
+    cache: Path | None = None,
+    progress=lambda items: items,
+) -> list[VerificationSet]:
     """``lfw`` (a folder with a pairs file; needs ``aligner``), ``bin`` (insightface packs), ``cfp-*``."""
     pairsets = [read_lfw(Path(path), pairs_file)] if kind == "lfw" else load_benchmark(kind, Path(path))
     use_aligner = aligner if kind != "bin" else None
@@ -104,6 +117,11 @@ def evaluate_sets(backbone, sets: list[VerificationSet], *, batch_size: int = 64
     for vset in sets:
         embeddings = embed_faces(backbone, vset.faces, batch_size=batch_size, flip=flip)
         result = kfold_verification(score_pairs(embeddings, vset.pairs), vset.same, vset.folds)
-        results[vset.name] = {"accuracy": result.accuracy, "std": result.std, "threshold": result.threshold,
-                              "auc": result.auc, "pairs": result.pairs}
+        results[vset.name] = {
+            "accuracy": result.accuracy,
+            "std": result.std,
+            "threshold": result.threshold,
+            "auc": result.auc,
+            "pairs": result.pairs,
+        }
     return results

@@ -1,4 +1,5 @@
 """The admin: thin. Every write goes through members.services; uploads are embedded by Celery."""
+
 from __future__ import annotations
 
 from django import forms
@@ -33,10 +34,14 @@ def face_crop(face: FaceSample, size: int = THUMB) -> str:
     scale = size / max(face.box_w, face.box_h, 1.0)
     return format_html(
         '<span title="{}" style="display:inline-block;width:{}px;height:{}px;border-radius:4px;'
-        'background:url(\'{}\') no-repeat;background-size:{}px {}px;background-position:{}px {}px">'
+        "background:url('{}') no-repeat;background-size:{}px {}px;background-position:{}px {}px\">"
         "</span>",
-        str(face.member_id), size, size, face_photo_url(face),
-        round(face.image_width * scale, 1), round(face.image_height * scale, 1),
+        str(face.member_id),
+        size,
+        size,
+        face_photo_url(face),
+        round(face.image_width * scale, 1),
+        round(face.image_height * scale, 1),
         round(-face.box_x * scale + (size - face.box_w * scale) / 2, 1),
         round(-face.box_y * scale + (size - face.box_h * scale) / 2, 1),
     )
@@ -51,9 +56,16 @@ def face_with_box(face: FaceSample, size: int = FACE_THUMB) -> str:
         '<img src="{}" alt="face {}" style="width:{}px;height:{}px;display:block">'
         '<span style="position:absolute;left:{}px;top:{}px;width:{}px;height:{}px;'
         'border:2px solid #2ecc40;box-sizing:border-box"></span></span>',
-        width, height, face_photo_url(face), face.pk, width, height,
-        round(face.box_x * scale, 1), round(face.box_y * scale, 1),
-        round(face.box_w * scale, 1), round(face.box_h * scale, 1),
+        width,
+        height,
+        face_photo_url(face),
+        face.pk,
+        width,
+        height,
+        round(face.box_x * scale, 1),
+        round(face.box_y * scale, 1),
+        round(face.box_w * scale, 1),
+        round(face.box_h * scale, 1),
     )
 
 
@@ -76,7 +88,8 @@ class MultipleFileField(forms.FileField):
         for item in cleaned:
             if item.size > settings.FACESITE_MAX_UPLOAD_BYTES:
                 raise forms.ValidationError(
-                    f"{item.name} is {item.size} bytes; the limit is {settings.FACESITE_MAX_UPLOAD_BYTES}.")
+                    f"{item.name} is {item.size} bytes; the limit is {settings.FACESITE_MAX_UPLOAD_BYTES}."
+                )
         return cleaned
 
 
@@ -84,10 +97,14 @@ class MemberAdminForm(forms.ModelForm):
     photos = MultipleFileField(
         required=False,
         help_text="Enrolment photos: one face each (the largest is used). They are processed in "
-                  "the background; the outcome of each appears under Uploads.")
+        "the background; the outcome of each appears under Uploads.",
+    )
     photo_mode = forms.ChoiceField(
         choices=[("average", "Add to the member's faces"), ("replace", "Replace all the member's faces")],
-        initial="average", required=False, label="Photos")
+        initial="average",
+        required=False,
+        label="Photos",
+    )
 
     class Meta:
         model = Member
@@ -166,8 +183,7 @@ class MemberAdmin(admin.ModelAdmin):
     form = MemberAdminForm
     list_display = ("thumbnail", "display_name", "external_id", "is_active", "face_count", "created_at")
     list_display_links = ("thumbnail", "display_name")
-    list_filter = ("is_active", HasFacesFilter, ("templates__model_name", admin.AllValuesFieldListFilter),
-                   "created_at")
+    list_filter = ("is_active", HasFacesFilter, ("templates__model_name", admin.AllValuesFieldListFilter), "created_at")
     search_fields = ("display_name", "external_id", "notes")
     readonly_fields = ("created_at", "updated_at", "audit_log")
     fieldsets = [
@@ -181,10 +197,12 @@ class MemberAdmin(admin.ModelAdmin):
     list_per_page = 50
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Member]:
-        return (super().get_queryset(request)
-                .annotate(face_count=Count("faces", distinct=True))
-                .prefetch_related(Prefetch("faces", queryset=FaceSample.objects.order_by("id"),
-                                           to_attr="ordered_faces")))
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(face_count=Count("faces", distinct=True))
+            .prefetch_related(Prefetch("faces", queryset=FaceSample.objects.order_by("id"), to_attr="ordered_faces"))
+        )
 
     @admin.display(description="")
     def thumbnail(self, member: Member) -> str:
@@ -198,9 +216,11 @@ class MemberAdmin(admin.ModelAdmin):
         if member.pk is None:
             return "—"
         entries = selectors.audit_entries_for_member(member_id=member.pk)[:AUDIT_ROWS]
-        rows = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-                                ((e.created_at.strftime("%Y-%m-%d %H:%M:%S"), e.actor_repr, e.action)
-                                 for e in entries))
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            ((e.created_at.strftime("%Y-%m-%d %H:%M:%S"), e.actor_repr, e.action) for e in entries),
+        )
         return format_html("<table><tbody>{}</tbody></table>", rows) if rows else "—"
 
     @admin.display(description="faces", ordering="face_count")
@@ -236,8 +256,9 @@ class MemberAdmin(admin.ModelAdmin):
         if photos:
             mode = form.cleaned_data.get("photo_mode") or "average"
             services.member_upload_photos(member=form.instance.pk, files=photos, mode=mode, actor=request.user)
-            self.message_user(request, f"{len(photos)} photo(s) queued for face detection; "
-                                       "the outcome of each appears under Uploads.")
+            self.message_user(
+                request, f"{len(photos)} photo(s) queued for face detection; the outcome of each appears under Uploads."
+            )
 
     def delete_model(self, request, obj: Member) -> None:
         services.member_delete(member=obj.pk, actor=request.user)
@@ -251,8 +272,9 @@ class MemberAdmin(admin.ModelAdmin):
         ids = list(queryset.values_list("pk", flat=True))
         actor_id = request.user.pk
         for member_id in ids:
-            transaction.on_commit(lambda member_id=member_id: recompute_embeddings_task.delay(member_id,
-                                                                                            actor_id=actor_id))
+            transaction.on_commit(
+                lambda member_id=member_id: recompute_embeddings_task.delay(member_id, actor_id=actor_id)
+            )
         self.message_user(request, f"Embeddings of {len(ids)} member(s) queued for recomputation.")
 
     @admin.action(description="Delete all faces of the selected members")
@@ -271,8 +293,20 @@ class FaceSampleAdmin(admin.ModelAdmin):
     list_select_related = ("member",)
     list_filter = ("detection", ("embeddings__model_name", admin.AllValuesFieldListFilter), "created_at")
     search_fields = ("member__display_name", "member__external_id")
-    readonly_fields = ("preview", "member", "image_width", "image_height", "box_x", "box_y", "box_w",
-                       "box_h", "landmarks", "detection_score", "detection", "created_at")
+    readonly_fields = (
+        "preview",
+        "member",
+        "image_width",
+        "image_height",
+        "box_x",
+        "box_y",
+        "box_w",
+        "box_h",
+        "landmarks",
+        "detection_score",
+        "detection",
+        "created_at",
+    )
     exclude = ("photo",)
     list_per_page = 50
 
@@ -310,8 +344,16 @@ class AuditEntryAdmin(admin.ModelAdmin):
     list_display = ("created_at", "actor_repr", "action", "member_id", "member_name")
     list_filter = ("action", "created_at")
     search_fields = ("member_name", "actor_repr", "=member_id")
-    readonly_fields = ("created_at", "actor", "actor_repr", "action", "member_id", "member_name", "changes",
-                       "request_id")
+    readonly_fields = (
+        "created_at",
+        "actor",
+        "actor_repr",
+        "action",
+        "member_id",
+        "member_name",
+        "changes",
+        "request_id",
+    )
     fields = readonly_fields
     list_select_related = ("actor",)
     date_hierarchy = "created_at"

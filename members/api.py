@@ -5,6 +5,7 @@ Thin views: input serializer -> members.services -> output serializer. Every wri
 matching Django permission on members.Member (accounts.permissions.CanManageMembers). A failed
 enrolment raises before anything is written, so there is never a half-created member.
 """
+
 from __future__ import annotations
 
 import logging
@@ -59,17 +60,27 @@ def _member_data(request, member, face_count: int | None = None) -> dict:
         if face_count is None:
             face_count = FaceSample.objects.filter(member_id=member.pk).count()
     return {
-        "id": member.pk, "display_name": member.display_name, "external_id": member.external_id,
-        "notes": member.notes, "is_active": member.is_active, "face_count": face_count,
+        "id": member.pk,
+        "display_name": member.display_name,
+        "external_id": member.external_id,
+        "notes": member.notes,
+        "is_active": member.is_active,
+        "face_count": face_count,
         "url": request.build_absolute_uri(reverse("api:member-detail", args=[member.pk])),
-        "created_at": member.created_at, "updated_at": member.updated_at,
+        "created_at": member.created_at,
+        "updated_at": member.updated_at,
     }
 
 
 def _enrolled(request, result) -> dict:
-    return {"member": _member_data(request, result.member),
-            "enrolment": {"model_name": result.model_name, "template_count": result.template_count,
-                          "photos": [o.as_dict() for o in result.outcomes]}}
+    return {
+        "member": _member_data(request, result.member),
+        "enrolment": {
+            "model_name": result.model_name,
+            "template_count": result.template_count,
+            "photos": [o.as_dict() for o in result.outcomes],
+        },
+    }
 
 
 def _photos(values: dict) -> list[tuple[str, bytes]]:
@@ -86,25 +97,36 @@ class MemberListView(ApiView):
     def uses_engine(self) -> bool:
         return self.request.method == "POST"
 
-    @extend_schema(operation_id="members_list", summary="Members, paginated and searchable",
-                   parameters=[OpenApiParameter("search", str, description="Part of the name, or an exact external id."),
-                               OpenApiParameter("active", bool), OpenApiParameter("page", int)],
-                   responses={200: MemberPageOut, **error_responses(404)}, tags=["members"])
+    @extend_schema(
+        operation_id="members_list",
+        summary="Members, paginated and searchable",
+        parameters=[
+            OpenApiParameter("search", str, description="Part of the name, or an exact external id."),
+            OpenApiParameter("active", bool),
+            OpenApiParameter("page", int),
+        ],
+        responses={200: MemberPageOut, **error_responses(404)},
+        tags=["members"],
+    )
     def get(self, request):
         query = MemberListQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
-        members = selectors.member_list(search=query.validated_data.get("search") or None,
-                                        active=query.validated_data.get("active"))
+        members = selectors.member_list(
+            search=query.validated_data.get("search") or None, active=query.validated_data.get("active")
+        )
         paginator = PageNumberPagination()
         page = paginator.paginate_queryset(members, request, view=self)
         return paginator.get_paginated_response(MemberOut([_member_data(request, m) for m in page], many=True).data)
 
-    @extend_schema(operation_id="members_create", summary="Enrol a member with photos (add_customs)",
-                   description="Photos without a face are reported per photo; if photos are given and "
-                               "none has a face, nothing is created (422 no_face).",
-                   request=image_request(MemberCreateIn),
-                   responses={201: MemberEnrolledOut, **error_responses(*IMAGE_ERRORS, 409, 422)},
-                   tags=["members"])
+    @extend_schema(
+        operation_id="members_create",
+        summary="Enrol a member with photos (add_customs)",
+        description="Photos without a face are reported per photo; if photos are given and "
+        "none has a face, nothing is created (422 no_face).",
+        request=image_request(MemberCreateIn),
+        responses={201: MemberEnrolledOut, **error_responses(*IMAGE_ERRORS, 409, 422)},
+        tags=["members"],
+    )
     def post(self, request):
         data = MemberCreateIn(data=request.data)
         data.is_valid(raise_exception=True)
@@ -130,18 +152,30 @@ class MemberDetailView(ApiView):
         member = services.member_update(member=member_id, actor=request.user, **data.validated_data)
         return Response(MemberOut(_member_data(request, member)).data)
 
-    @extend_schema(operation_id="members_update", request=MemberUpdateIn,
-                   responses={200: MemberOut, **error_responses(404, 409)}, tags=["members"])
+    @extend_schema(
+        operation_id="members_update",
+        request=MemberUpdateIn,
+        responses={200: MemberOut, **error_responses(404, 409)},
+        tags=["members"],
+    )
     def put(self, request, member_id: int):
         return self._update(request, member_id, partial=False)
 
-    @extend_schema(operation_id="members_partial_update", request=MemberUpdateIn,
-                   responses={200: MemberOut, **error_responses(404, 409)}, tags=["members"])
+    @extend_schema(
+        operation_id="members_partial_update",
+        request=MemberUpdateIn,
+        responses={200: MemberOut, **error_responses(404, 409)},
+        tags=["members"],
+    )
     def patch(self, request, member_id: int):
         return self._update(request, member_id, partial=True)
 
-    @extend_schema(operation_id="members_delete", summary="Delete a member and everything of theirs (del_customs)",
-                   responses={204: None, **error_responses(404)}, tags=["members"])
+    @extend_schema(
+        operation_id="members_delete",
+        summary="Delete a member and everything of theirs (del_customs)",
+        responses={204: None, **error_responses(404)},
+        tags=["members"],
+    )
     def delete(self, request, member_id: int):
         services.member_delete(member=_member_id(member_id), actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -153,10 +187,17 @@ class MemberDetailView(ApiView):
 def _face_data(request, face: FaceSample) -> dict:
     # The permission-checked page view, not MEDIA_URL: stored photos are never served publicly.
     photo_url = reverse("member-face-photo", args=[face.pk])
-    return {"id": face.pk, "photo_url": request.build_absolute_uri(photo_url),
-            "image_width": face.image_width, "image_height": face.image_height, "box": list(face.box),
-            "landmarks": face.landmarks, "detection_score": face.detection_score,
-            "detection": face.detection, "created_at": face.created_at}
+    return {
+        "id": face.pk,
+        "photo_url": request.build_absolute_uri(photo_url),
+        "image_width": face.image_width,
+        "image_height": face.image_height,
+        "box": list(face.box),
+        "landmarks": face.landmarks,
+        "detection_score": face.detection_score,
+        "detection": face.detection,
+        "created_at": face.created_at,
+    }
 
 
 class MemberFacesView(ApiView):
@@ -167,25 +208,31 @@ class MemberFacesView(ApiView):
     def uses_engine(self) -> bool:
         return self.request.method == "POST"
 
-    @extend_schema(operation_id="member_faces_list", responses={200: FaceSampleOut(many=True), **error_responses(404)},
-                   tags=["members"])
+    @extend_schema(
+        operation_id="member_faces_list",
+        responses={200: FaceSampleOut(many=True), **error_responses(404)},
+        tags=["members"],
+    )
     def get(self, request, member_id: int):
         member = selectors.member_get(member_id=_member_id(member_id))
         faces = selectors.member_faces(member=member)
         return Response(FaceSampleOut([_face_data(request, f) for f in faces], many=True).data)
 
-    @extend_schema(operation_id="member_faces_add",
-                   summary="Add photos to a member: mode=average (add_embds) or replace (update_customs)",
-                   request=image_request(FacesIn),
-                   responses={201: MemberEnrolledOut, **error_responses(*IMAGE_ERRORS, 404, 422)},
-                   tags=["members"])
+    @extend_schema(
+        operation_id="member_faces_add",
+        summary="Add photos to a member: mode=average (add_embds) or replace (update_customs)",
+        request=image_request(FacesIn),
+        responses={201: MemberEnrolledOut, **error_responses(*IMAGE_ERRORS, 404, 422)},
+        tags=["members"],
+    )
     def post(self, request, member_id: int):
         member_id = _member_id(member_id)
         selectors.member_get(member_id=member_id)  # 404 before any engine work
         data = FacesIn(data=request.data)
         data.is_valid(raise_exception=True)
-        result = services.member_add_faces(member=member_id, photos=_photos(data.validated_data),
-                                           mode=data.validated_data["mode"], actor=request.user)
+        result = services.member_add_faces(
+            member=member_id, photos=_photos(data.validated_data), mode=data.validated_data["mode"], actor=request.user
+        )
         return Response(MemberEnrolledOut(_enrolled(request, result)).data, status=status.HTTP_201_CREATED)
 
 
@@ -193,8 +240,12 @@ class MemberFaceDetailView(ApiView):
     permission_classes = MEMBER_PERMISSIONS
     member_perms = {"DELETE": "members.change_member"}
 
-    @extend_schema(operation_id="member_faces_delete", summary="Delete one face (the template is recomputed)",
-                   responses={204: None, **error_responses(404)}, tags=["members"])
+    @extend_schema(
+        operation_id="member_faces_delete",
+        summary="Delete one face (the template is recomputed)",
+        responses={204: None, **error_responses(404)},
+        tags=["members"],
+    )
     def delete(self, request, member_id: int, face_id: int):
         face_id_raw = face_id
         member_id, face_id = _member_id(member_id), valid_id(face_id)
@@ -210,9 +261,15 @@ class MemberFaceDetailView(ApiView):
 
 
 def _bulk_data(request, bulk_id: str, data: dict) -> dict:
-    return {"id": bulk_id, "url": request.build_absolute_uri(reverse("api:member-bulk-detail", args=[bulk_id])),
-            "status": data.get("status", "queued"), "people": data.get("people", 0),
-            "files": data.get("files", 0), "summary": data.get("summary"), "error": data.get("error")}
+    return {
+        "id": bulk_id,
+        "url": request.build_absolute_uri(reverse("api:member-bulk-detail", args=[bulk_id])),
+        "status": data.get("status", "queued"),
+        "people": data.get("people", 0),
+        "files": data.get("files", 0),
+        "summary": data.get("summary"),
+        "error": data.get("error"),
+    }
 
 
 class MemberBulkView(ApiView):
@@ -220,9 +277,13 @@ class MemberBulkView(ApiView):
     uses_engine = True
     max_request_setting = "FACESITE_API_MAX_ZIP_BYTES"
 
-    @extend_schema(operation_id="members_bulk", summary="Enrol many members from a zip (one folder per person)",
-                   request={"multipart/form-data": BulkIn},
-                   responses={202: BulkOut, **error_responses(413, 415)}, tags=["members"])
+    @extend_schema(
+        operation_id="members_bulk",
+        summary="Enrol many members from a zip (one folder per person)",
+        request={"multipart/form-data": BulkIn},
+        responses={202: BulkOut, **error_responses(413, 415)},
+        tags=["members"],
+    )
     def post(self, request):
         data = BulkIn(data=request.data)
         data.is_valid(raise_exception=True)
@@ -231,8 +292,9 @@ class MemberBulkView(ApiView):
         services.check_bulk_permission(request.user, data.validated_data["on_existing"])
         if upload.size > settings.FACESITE_API_MAX_ZIP_BYTES:
             raise ApiError("request_too_large", "The zip is over the size limit.", status_code=413)
-        bulk_id, record = bulk.bulk_create(user_id=request.user.pk, archive=upload,
-                                           on_existing=data.validated_data["on_existing"])
+        bulk_id, record = bulk.bulk_create(
+            user_id=request.user.pk, archive=upload, on_existing=data.validated_data["on_existing"]
+        )
         body = BulkOut(_bulk_data(request, bulk_id, record)).data
         return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["url"]})
 
@@ -241,11 +303,14 @@ class MemberBulkDetailView(ApiView):
     permission_classes = MEMBER_PERMISSIONS
     member_perms = {"GET": "members.add_member"}
 
-    @extend_schema(operation_id="members_bulk_read", summary="The status of a bulk enrolment",
-                   responses={200: BulkOut, **error_responses(404)}, tags=["members"])
+    @extend_schema(
+        operation_id="members_bulk_read",
+        summary="The status of a bulk enrolment",
+        responses={200: BulkOut, **error_responses(404)},
+        tags=["members"],
+    )
     def get(self, request, bulk_id: str):
-        data = bulk.bulk_get(bulk_id=bulk_id, user_id=request.user.pk,
-                             is_superuser=request.user.is_superuser)
+        data = bulk.bulk_get(bulk_id=bulk_id, user_id=request.user.pk, is_superuser=request.user.is_superuser)
         if data is None:
             raise ApiError("bulk_not_found", "No such bulk enrolment (or it is not yours).", status_code=404)
         return Response(BulkOut(_bulk_data(request, bulk_id, data)).data)

@@ -4,6 +4,7 @@ Not a signal or a ``save()`` hook: the services know what changed and why (a fac
 a member edited), and an entry written in the same transaction exists exactly when the change
 committed. The request id comes from the request-id middleware's context variable.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -28,8 +29,15 @@ def _request_id() -> str:
     return (request_id_var.get() or "")[:128]
 
 
-def audit_record(*, action: str, member_id: int, member_name: str, actor: Any = None,
-                 changes: dict[str, Any] | None = None) -> AuditEntry:
+def audit_record(
+    *, action: str, member_id: int, member_name: str, actor: Any = None, changes: dict[str, Any] | None = None
+) -> AuditEntry:
     """One entry; call it inside the transaction that makes the change."""
-    return AuditEntry.objects.create(action=action, member_id=member_id, member_name=member_name[:200],
-                                     changes=changes or {}, request_id=_request_id(), **actor_fields(actor))
+    return AuditEntry.objects.create(
+        action=action,
+        member_id=member_id,
+        member_name=member_name[:200],
+        changes=changes or {},
+        request_id=_request_id(),
+        **actor_fields(actor),
+    )

@@ -15,6 +15,7 @@ changes nothing the second time. A restored member keeps its exact template vect
 identification gives the same results; ``reembed`` also embeds every restored face with the
 active model (``member_recompute_embeddings``), for a restore after a model change.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -49,8 +50,18 @@ FORMAT, VERSION = "facesite-gallery", 1
 MANIFEST = "manifest.json"
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _MEMBER_KEYS = ("uuid", "display_name", "external_id", "notes", "is_active", "faces", "templates")
-_FACE_KEYS = ("uuid", "photo", "sha256", "image_width", "image_height", "box", "landmarks",
-              "detection_score", "detection", "embeddings")
+_FACE_KEYS = (
+    "uuid",
+    "photo",
+    "sha256",
+    "image_width",
+    "image_height",
+    "box",
+    "landmarks",
+    "detection_score",
+    "detection",
+    "embeddings",
+)
 
 
 class BackupError(MemberError):
@@ -120,35 +131,58 @@ def gallery_export(*, out: str | os.PathLike, include_inactive: bool = True) -> 
         with zipfile.ZipFile(tmp_name, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             for member in members.iterator():
                 faces = []
-                for face in (FaceSample.objects.filter(member_id=member.pk).order_by("id")
-                             .prefetch_related("embeddings")):
+                for face in (
+                    FaceSample.objects.filter(member_id=member.pk).order_by("id").prefetch_related("embeddings")
+                ):
                     try:
                         with storage.open(face.photo.name, "rb") as handle:
                             data = handle.read()
                     except OSError:
-                        raise BackupError(f"The photo of face {face.pk} ({face.photo.name}) is missing; "
-                                          "delete the face or restore the file first.") from None
+                        raise BackupError(
+                            f"The photo of face {face.pk} ({face.photo.name}) is missing; "
+                            "delete the face or restore the file first."
+                        ) from None
                     ext = Path(face.photo.name).suffix.lstrip(".").lower() or "bin"
                     photo = f"photos/{face.uuid}.{ext}"
                     # Photos are JPEG/PNG already: deflating them again only costs time.
-                    archive.writestr(zipfile.ZipInfo(photo, date_time=face.created_at.timetuple()[:6]), data,
-                                     compress_type=zipfile.ZIP_STORED)
-                    faces.append({
-                        "uuid": str(face.uuid), "photo": photo, "sha256": hashlib.sha256(data).hexdigest(),
-                        "image_width": face.image_width, "image_height": face.image_height,
-                        "box": list(face.box), "landmarks": face.landmarks,
-                        "detection_score": face.detection_score, "detection": face.detection,
-                        "embeddings": {e.model_name: row(e.model_name, e.dim, "embeddings", e.as_array())
-                                       for e in face.embeddings.all()},
-                    })
-                templates = {t.model_name: {"row": row(t.model_name, t.dim, "templates", t.as_array()),
-                                            "count": t.count}
-                             for t in Template.objects.filter(member_id=member.pk).order_by("model_name")}
-                manifest_members.append({
-                    "uuid": str(member.uuid), "display_name": member.display_name,
-                    "external_id": member.external_id, "notes": member.notes, "is_active": member.is_active,
-                    "created_at": member.created_at.isoformat(), "faces": faces, "templates": templates,
-                })
+                    archive.writestr(
+                        zipfile.ZipInfo(photo, date_time=face.created_at.timetuple()[:6]),
+                        data,
+                        compress_type=zipfile.ZIP_STORED,
+                    )
+                    faces.append(
+                        {
+                            "uuid": str(face.uuid),
+                            "photo": photo,
+                            "sha256": hashlib.sha256(data).hexdigest(),
+                            "image_width": face.image_width,
+                            "image_height": face.image_height,
+                            "box": list(face.box),
+                            "landmarks": face.landmarks,
+                            "detection_score": face.detection_score,
+                            "detection": face.detection,
+                            "embeddings": {
+                                e.model_name: row(e.model_name, e.dim, "embeddings", e.as_array())
+                                for e in face.embeddings.all()
+                            },
+                        }
+                    )
+                templates = {
+                    t.model_name: {"row": row(t.model_name, t.dim, "templates", t.as_array()), "count": t.count}
+                    for t in Template.objects.filter(member_id=member.pk).order_by("model_name")
+                }
+                manifest_members.append(
+                    {
+                        "uuid": str(member.uuid),
+                        "display_name": member.display_name,
+                        "external_id": member.external_id,
+                        "notes": member.notes,
+                        "is_active": member.is_active,
+                        "created_at": member.created_at.isoformat(),
+                        "faces": faces,
+                        "templates": templates,
+                    }
+                )
                 summary.members += 1
                 summary.faces += len(faces)
             for model_name, kinds in vectors.items():
@@ -157,18 +191,31 @@ def gallery_export(*, out: str | os.PathLike, include_inactive: bool = True) -> 
                     matrix = np.stack(rows) if rows else np.zeros((0, dims[model_name]), np.float32)
                     np.save(buffer, matrix.astype("<f4"), allow_pickle=False)
                     archive.writestr(f"vectors/{model_name}/{kind}.npy", buffer.getvalue())
-                summary.models[model_name] = {"dim": dims[model_name], "embeddings": len(kinds["embeddings"]),
-                                              "templates": len(kinds["templates"])}
-            manifest = {"format": FORMAT, "version": VERSION, "created_at": timezone.now().isoformat(),
-                        "models": summary.models, "members": manifest_members}
+                summary.models[model_name] = {
+                    "dim": dims[model_name],
+                    "embeddings": len(kinds["embeddings"]),
+                    "templates": len(kinds["templates"]),
+                }
+            manifest = {
+                "format": FORMAT,
+                "version": VERSION,
+                "created_at": timezone.now().isoformat(),
+                "models": summary.models,
+                "members": manifest_members,
+            }
             archive.writestr(MANIFEST, json.dumps(manifest, ensure_ascii=False, indent=1))
         os.replace(tmp_name, out)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
     summary.bytes = out.stat().st_size
-    logger.info("Gallery exported to %s: %d member(s), %d face(s), models %s.", out, summary.members,
-                summary.faces, sorted(summary.models))
+    logger.info(
+        "Gallery exported to %s: %d member(s), %d face(s), models %s.",
+        out,
+        summary.members,
+        summary.faces,
+        sorted(summary.models),
+    )
     return summary
 
 
@@ -239,7 +286,9 @@ def _known_dim(model_name: str) -> int | None:
         return None
 
 
-def _check_vectors(archive: zipfile.ZipFile, manifest: dict, summary: ImportSummary) -> dict[str, dict[str, np.ndarray]]:
+def _check_vectors(
+    archive: zipfile.ZipFile, manifest: dict, summary: ImportSummary
+) -> dict[str, dict[str, np.ndarray]]:
     vectors: dict[str, dict[str, np.ndarray]] = {}
     for model_name, info in manifest["models"].items():
         if not isinstance(model_name, str) or not _MODEL_NAME.match(model_name):
@@ -251,12 +300,14 @@ def _check_vectors(archive: zipfile.ZipFile, manifest: dict, summary: ImportSumm
         if known is not None and known != dim:
             raise _fail(f"model {model_name} has {dim}-d vectors in the backup but {known}-d on this server.")
         if known is None:
-            summary.warnings.append(f"Model {model_name} is not known here: its vectors are restored but used "
-                                    "only once the model is installed; --reembed embeds with the active model.")
+            summary.warnings.append(
+                f"Model {model_name} is not known here: its vectors are restored but used "
+                "only once the model is installed; --reembed embeds with the active model."
+            )
         vectors[model_name] = {}
         for kind in ("embeddings", "templates"):
             name = f"vectors/{model_name}/{kind}.npy"
-            data = _read(archive, name, 2 * 1024 ** 3)
+            data = _read(archive, name, 2 * 1024**3)
             try:
                 matrix = np.load(io.BytesIO(data), allow_pickle=False)
             except (ValueError, OSError, EOFError) as exc:
@@ -295,8 +346,10 @@ def _check_rows(manifest: dict, vectors: dict[str, dict[str, np.ndarray]]) -> No
         refs += [(m, t.get("row"), "templates") for m, t in member["templates"].items()]
         for model_name, row, kind in refs:
             if model_name not in vectors or not isinstance(row, int) or not 0 <= row < len(vectors[model_name][kind]):
-                raise _fail(f"member {member['display_name']!r} refers to {kind} row {row!r} of model "
-                            f"{model_name!r}, which the archive does not hold.")
+                raise _fail(
+                    f"member {member['display_name']!r} refers to {kind} row {row!r} of model "
+                    f"{model_name!r}, which the archive does not hold."
+                )
 
 
 def _check_photos(archive: zipfile.ZipFile, manifest: dict) -> dict[str, str]:
@@ -325,7 +378,7 @@ def gallery_check(*, source: str | os.PathLike | IO[bytes]) -> tuple[_Checked, I
         bad = _safe_testzip(archive)
         if bad is not None:
             raise _fail(f"{bad} is damaged (CRC mismatch).")
-        manifest = _check_manifest(_read(archive, MANIFEST, 512 * 1024 ** 2))
+        manifest = _check_manifest(_read(archive, MANIFEST, 512 * 1024**2))
         vectors = _check_vectors(archive, manifest, summary)
         _check_rows(manifest, vectors)
         extensions = _check_photos(archive, manifest)
@@ -342,8 +395,7 @@ def _safe_testzip(archive: zipfile.ZipFile) -> str | None:
 # ------------------------------------------------------------------------------- import: writes
 
 
-def gallery_import(*, source: str | os.PathLike | IO[bytes], actor: Any = None,
-                   reembed: bool = False) -> ImportSummary:
+def gallery_import(*, source: str | os.PathLike | IO[bytes], actor: Any = None, reembed: bool = False) -> ImportSummary:
     """Restore a backup made by ``gallery_export``; idempotent, all or nothing.
 
     Members and faces already here (same uuid) are left as they are; new faces of an existing
@@ -355,11 +407,14 @@ def gallery_import(*, source: str | os.PathLike | IO[bytes], actor: Any = None,
 
     checked, summary = gallery_check(source=source)
     manifest, vectors = checked.manifest, checked.vectors
-    existing_faces = set(FaceSample.objects.filter(uuid__in=[f["uuid"] for m in manifest["members"]
-                                                             for f in m["faces"]])
-                         .values_list("uuid", flat=True))
-    new_faces = [(m, f) for m in manifest["members"] for f in m["faces"]
-                 if uuid_lib.UUID(f["uuid"]) not in existing_faces]
+    existing_faces = set(
+        FaceSample.objects.filter(uuid__in=[f["uuid"] for m in manifest["members"] for f in m["faces"]]).values_list(
+            "uuid", flat=True
+        )
+    )
+    new_faces = [
+        (m, f) for m in manifest["members"] for f in m["faces"] if uuid_lib.UUID(f["uuid"]) not in existing_faces
+    ]
     field_ = FaceSample._meta.get_field("photo")
     stored: dict[str, str] = {}
     try:
@@ -368,8 +423,9 @@ def gallery_import(*, source: str | os.PathLike | IO[bytes], actor: Any = None,
                 # A generated name under MEDIA_ROOT: the archive's names are never used as paths.
                 name = field_.generate_filename(None, f"photo.{checked.photo_ext[face['uuid']]}")
                 # A full disk: the partial file is removed and StorageFull raised (facesite.disk_full).
-                stored[face["uuid"]] = field_.storage.save(name, ContentFile(archive.read(face["photo"])),
-                                                           max_length=field_.max_length)
+                stored[face["uuid"]] = field_.storage.save(
+                    name, ContentFile(archive.read(face["photo"])), max_length=field_.max_length
+                )
         touched: list[int] = []
         with transaction.atomic():
             for entry in manifest["members"]:
@@ -389,8 +445,9 @@ def gallery_import(*, source: str | os.PathLike | IO[bytes], actor: Any = None,
     return summary
 
 
-def _restore_member(entry: dict, vectors: dict[str, dict[str, np.ndarray]], stored: dict[str, str],
-                    actor: Any, summary: ImportSummary) -> int:
+def _restore_member(
+    entry: dict, vectors: dict[str, dict[str, np.ndarray]], stored: dict[str, str], actor: Any, summary: ImportSummary
+) -> int:
     from .services import gallery
 
     member = Member.objects.select_for_update().filter(uuid=entry["uuid"]).first()
@@ -400,9 +457,13 @@ def _restore_member(entry: dict, vectors: dict[str, dict[str, np.ndarray]], stor
         member = Member.objects.select_for_update().filter(external_id__iexact=external_id).first()
     created = member is None
     if created:
-        member = Member.objects.create(uuid=entry["uuid"], display_name=str(entry["display_name"]).strip()[:200],
-                                       external_id=external_id, notes=entry["notes"] or "",
-                                       is_active=bool(entry["is_active"]))
+        member = Member.objects.create(
+            uuid=entry["uuid"],
+            display_name=str(entry["display_name"]).strip()[:200],
+            external_id=external_id,
+            notes=entry["notes"] or "",
+            is_active=bool(entry["is_active"]),
+        )
         summary.members_created += 1
     else:
         summary.members_existing += 1
@@ -412,24 +473,39 @@ def _restore_member(entry: dict, vectors: dict[str, dict[str, np.ndarray]], stor
             summary.faces_existing += 1
             continue
         row = FaceSample.objects.create(
-            member=member, uuid=face["uuid"], photo=stored[face["uuid"]],
-            image_width=int(face["image_width"]), image_height=int(face["image_height"]),
-            box_x=float(face["box"][0]), box_y=float(face["box"][1]),
-            box_w=float(face["box"][2]), box_h=float(face["box"][3]),
+            member=member,
+            uuid=face["uuid"],
+            photo=stored[face["uuid"]],
+            image_width=int(face["image_width"]),
+            image_height=int(face["image_height"]),
+            box_x=float(face["box"][0]),
+            box_y=float(face["box"][1]),
+            box_w=float(face["box"][2]),
+            box_h=float(face["box"][3]),
             landmarks=[[float(x), float(y)] for x, y in face["landmarks"]],
-            detection_score=float(face["detection_score"]), detection=str(face["detection"])[:20])
+            detection_score=float(face["detection_score"]),
+            detection=str(face["detection"])[:20],
+        )
         for model_name, index in face["embeddings"].items():
-            Embedding.objects.create(face=row, model_name=model_name, dim=vectors[model_name]["embeddings"].shape[1],
-                                     vector=vector_to_bytes(vectors[model_name]["embeddings"][index]))
+            Embedding.objects.create(
+                face=row,
+                model_name=model_name,
+                dim=vectors[model_name]["embeddings"].shape[1],
+                vector=vector_to_bytes(vectors[model_name]["embeddings"][index]),
+            )
             summary.embeddings_created += 1
         face_uuids.append(face["uuid"])
         summary.faces_created += 1
     if created:
         # The exact vectors of the backup: identification answers as it did before.
         for model_name, template in entry["templates"].items():
-            Template.objects.create(member=member, model_name=model_name,
-                                    dim=vectors[model_name]["templates"].shape[1], count=int(template["count"]),
-                                    vector=vector_to_bytes(vectors[model_name]["templates"][template["row"]]))
+            Template.objects.create(
+                member=member,
+                model_name=model_name,
+                dim=vectors[model_name]["templates"].shape[1],
+                count=int(template["count"]),
+                vector=vector_to_bytes(vectors[model_name]["templates"][template["row"]]),
+            )
             summary.templates_written += 1
     elif face_uuids:
         models = set(Embedding.objects.filter(face__member=member).values_list("model_name", flat=True))
@@ -437,7 +513,11 @@ def _restore_member(entry: dict, vectors: dict[str, dict[str, np.ndarray]], stor
             gallery.template_rebuild(member.pk, model_name)
             summary.templates_written += 1
     if created or face_uuids:
-        audit_record(action=AuditEntry.Action.RESTORE, member_id=member.pk, member_name=member.display_name,
-                     actor=actor, changes={"created": created, "face_uuids": face_uuids,
-                                           "models": sorted(entry["templates"])})
+        audit_record(
+            action=AuditEntry.Action.RESTORE,
+            member_id=member.pk,
+            member_name=member.display_name,
+            actor=actor,
+            changes={"created": created, "face_uuids": face_uuids, "models": sorted(entry["templates"])},
+        )
     return member.pk

@@ -5,6 +5,7 @@ There is no job row for a folder enrolment: a bulk upload is a folder under
 done or failed, with the enrolment summary) that the client reads back. The media root is
 shared by the web tier and the workers (uploads travel as paths), so both see it.
 """
+
 from __future__ import annotations
 
 import errno
@@ -107,8 +108,9 @@ def _unpack_error(exc: BaseException, entry_name: str) -> ArchiveRejected:
     if isinstance(exc, OSError) and exc.errno in (errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
         return ArchiveRejected(f"The entry {shown} clashes with another entry of the zip.")
     if isinstance(exc, (zipfile.BadZipFile, EOFError, NotImplementedError, ValueError)):
-        return ArchiveRejected(f"The entry {shown} cannot be unpacked: the zip is damaged or uses "
-                               "an unsupported compression.")
+        return ArchiveRejected(
+            f"The entry {shown} cannot be unpacked: the zip is damaged or uses an unsupported compression."
+        )
     return ArchiveRejected(f"The entry {shown} cannot be unpacked.")
 
 
@@ -146,8 +148,9 @@ def _unpack(upload: BinaryIO, dest: Path) -> tuple[int, int]:
             if entry.flag_bits & 0x1:
                 raise ArchiveRejected("Encrypted zips are not supported.")
             if entry.file_size > limit_file:
-                raise ArchivePhotoTooLarge(f"{entry.filename[:100]} is {entry.file_size} bytes; "
-                                           f"the limit is {limit_file}.")
+                raise ArchivePhotoTooLarge(
+                    f"{entry.filename[:100]} is {entry.file_size} bytes; the limit is {limit_file}."
+                )
             if entry.compress_size and entry.file_size / entry.compress_size > MAX_RATIO:
                 raise ArchiveRejected(f"{entry.filename[:100]} is compressed suspiciously well.")
             target = root.joinpath(*parts).resolve()
@@ -185,8 +188,15 @@ def bulk_create(*, user_id: int, archive: BinaryIO, on_existing: str = "skip") -
     except BaseException:
         shutil.rmtree(people_dir.parent, ignore_errors=True)
         raise
-    record = {"status": "queued", "people": people, "files": files, "user_id": user_id,
-              "on_existing": on_existing, "summary": None, "error": None}
+    record = {
+        "status": "queued",
+        "people": people,
+        "files": files,
+        "user_id": user_id,
+        "on_existing": on_existing,
+        "summary": None,
+        "error": None,
+    }
     _write_status(bulk_id, record)
 
     def queue() -> None:
@@ -242,7 +252,7 @@ def bulk_run(*, bulk_id: str) -> dict | None:
     except MemberError as exc:
         logger.warning("Bulk enrolment %s refused: %s", bulk_id, exc.message)
         record.update(status="failed", error=exc.message)
-    except Exception:  # noqa: BLE001 - the client learns that it failed; the log says why
+    except Exception:
         logger.exception("Bulk enrolment %s failed", bulk_id)
         record.update(status="failed", error="The enrolment failed on the server; it has been logged.")
     _write_status(bulk_id, record)

@@ -1,5 +1,6 @@
 """Errors the member services raise: ``FacesiteError``s (``faceengine.errors``) with stable codes
 that the API maps to statuses (``facesite.api.errors``)."""
+
 from __future__ import annotations
 
 from typing import Any

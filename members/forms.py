@@ -1,4 +1,5 @@
 """Forms of the members pages. They check input only; the services do the work."""
+
 from __future__ import annotations
 
 from django import forms
@@ -31,8 +32,10 @@ class MultipleFileField(forms.FileField):
         for upload in files:
             upload = super().clean(upload, initial)
             if upload.size > settings.FACESITE_MAX_UPLOAD_BYTES:
-                errors.append(f"{upload.name} is {filesizeformat(upload.size)}; the limit is "
-                              f"{filesizeformat(settings.FACESITE_MAX_UPLOAD_BYTES)}.")
+                errors.append(
+                    f"{upload.name} is {filesizeformat(upload.size)}; the limit is "
+                    f"{filesizeformat(settings.FACESITE_MAX_UPLOAD_BYTES)}."
+                )
                 continue
             try:
                 load_image(upload, image_limits())
@@ -49,13 +52,20 @@ class MultipleFileField(forms.FileField):
 class EnrolForm(forms.Form):
     """A new member from photos, or photos added to a member (averaged in, or replacing)."""
 
-    member = forms.ModelChoiceField(queryset=Member.objects.order_by("display_name", "id"), required=False,
-                                    empty_label="— a new member —", label="Member",
-                                    help_text="Leave as “a new member” and give a name to enrol someone new.")
+    member = forms.ModelChoiceField(
+        queryset=Member.objects.order_by("display_name", "id"),
+        required=False,
+        empty_label="— a new member —",
+        label="Member",
+        help_text="Leave as “a new member” and give a name to enrol someone new.",
+    )
     display_name = forms.CharField(max_length=200, required=False, label="New member's name")
-    mode = forms.ChoiceField(choices=[("average", "Add to their faces (average)"),
-                                      ("replace", "Replace their faces")],
-                             initial="average", widget=forms.RadioSelect, label="For an existing member")
+    mode = forms.ChoiceField(
+        choices=[("average", "Add to their faces (average)"), ("replace", "Replace their faces")],
+        initial="average",
+        widget=forms.RadioSelect,
+        label="For an existing member",
+    )
     photos = MultipleFileField(label="Photos (one face each, the largest counts)")
 
     def clean(self):

@@ -4,6 +4,7 @@ Rows are written only by ``members.services``; the admin, pages, API and tasks a
 Vectors are float32 little-endian bytes and always name their model and dimension: vectors of
 different models live side by side (during a model change) but are never compared.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -17,7 +18,7 @@ from facesite.uploads import generated_name
 VECTOR_DTYPE = np.dtype("<f4")
 
 
-def face_photo_path(instance: "FaceSample", filename: str) -> str:
+def face_photo_path(instance: FaceSample, filename: str) -> str:
     """A generated name under MEDIA_ROOT: the uploaded name is never used (no path traversal).
 
     ``filename`` is only ever ``photo.<ext>`` built by the services from the sniffed format.
@@ -122,7 +123,7 @@ class Template(models.Model):
         return vector_from_bytes(self.vector, self.dim)
 
 
-def upload_path(instance: "PhotoUpload", filename: str) -> str:
+def upload_path(instance: PhotoUpload, filename: str) -> str:
     """A generated name for a staged upload (removed once the worker has processed it)."""
     return generated_name("members/uploads", filename, shard=False)
 
@@ -149,8 +150,9 @@ class PhotoUpload(models.Model):
     message = models.TextField(blank=True)
     face = models.ForeignKey(FaceSample, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     # Who uploaded it: the audit entry of the faces added later by the worker names them.
-    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
-                                    related_name="+")
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
@@ -192,8 +194,9 @@ class AuditEntry(models.Model):
         RECOMPUTE = "recompute"
         RESTORE = "restore"
 
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
-                              related_name="+")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     actor_repr = models.CharField(max_length=150, help_text="The username then, or “system”.")
     action = models.CharField(max_length=20, choices=Action.choices, db_index=True)
     member_id = models.BigIntegerField(db_index=True)

@@ -5,12 +5,13 @@ database differs from the one it was built at. The token is read *before* the ro
 can only be newer than its token, never older: a change committed during a build makes the next
 search rebuild again, and no search after a committed add or delete can miss it.
 """
+
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 from django.conf import settings
@@ -163,29 +164,42 @@ def gallery_for_model(*, model_name: str, dim: int, match: str | None = None) ->
         labels, vectors = _gallery_rows(model_name, int(dim), match)
         index = GalleryIndex(model_name, int(dim), labels, vectors, config=index_config())
         _cache[key] = (token, index)
-        logger.info("Gallery index for %s (%s) rebuilt: %d vectors, %s backend, %.3f s",
-                    model_name, match, len(index), index.backend, time.perf_counter() - started)
+        logger.info(
+            "Gallery index for %s (%s) rebuilt: %d vectors, %s backend, %.3f s",
+            model_name,
+            match,
+            len(index),
+            index.backend,
+            time.perf_counter() - started,
+        )
         return index
 
 
 def _gallery_rows(model_name: str, dim: int, match: str) -> tuple[list[int], np.ndarray]:
     if match == "template":
-        rows = (Template.objects
-                .filter(model_name=model_name, dim=dim, count__gt=0, member__is_active=True)
-                .order_by("member_id")
-                .values_list("member_id", "vector"))
+        rows = (
+            Template.objects.filter(model_name=model_name, dim=dim, count__gt=0, member__is_active=True)
+            .order_by("member_id")
+            .values_list("member_id", "vector")
+        )
     else:
-        rows = (Embedding.objects
-                .filter(model_name=model_name, dim=dim, face__member__is_active=True)
-                .order_by("face__member_id", "id")
-                .values_list("face__member_id", "vector"))
+        rows = (
+            Embedding.objects.filter(model_name=model_name, dim=dim, face__member__is_active=True)
+            .order_by("face__member_id", "id")
+            .values_list("face__member_id", "vector")
+        )
     labels: list[int] = []
     chunks: list[bytes] = []
     for member_id, vector in rows.iterator(chunk_size=5000):
         data = bytes(vector)
         if len(data) != dim * VECTOR_DTYPE.itemsize:
-            logger.warning("Skipping a %s vector of member %s with %d bytes (expected %d-d).",
-                           model_name, member_id, len(data), dim)
+            logger.warning(
+                "Skipping a %s vector of member %s with %d bytes (expected %d-d).",
+                model_name,
+                member_id,
+                len(data),
+                dim,
+            )
             continue
         labels.append(member_id)
         chunks.append(data)

@@ -1,4 +1,5 @@
 """API serializers of the member endpoints (validation and answers only; the services act)."""
+
 from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
@@ -28,8 +29,12 @@ class MemberIn(serializers.Serializer):
 
 
 class MemberCreateIn(MemberIn):
-    photos = serializers.ListField(child=ImageUploadField(), required=False, max_length=50,
-                                   help_text="Enrolment photos, one face each (the largest is used).")
+    photos = serializers.ListField(
+        child=ImageUploadField(),
+        required=False,
+        max_length=50,
+        help_text="Enrolment photos, one face each (the largest is used).",
+    )
 
 
 class MemberUpdateIn(MemberIn):
@@ -37,9 +42,11 @@ class MemberUpdateIn(MemberIn):
 
 
 class FacesIn(serializers.Serializer):
-    mode = serializers.ChoiceField(choices=MODES, default="average",
-                                   help_text="average: add to the member's faces (add_embds); "
-                                             "replace: replace all of them (update_customs).")
+    mode = serializers.ChoiceField(
+        choices=MODES,
+        default="average",
+        help_text="average: add to the member's faces (add_embds); replace: replace all of them (update_customs).",
+    )
     photos = serializers.ListField(child=ImageUploadField(), min_length=1, max_length=50)
 
 
@@ -49,8 +56,9 @@ class ZipField(serializers.FileField):
 
 
 class BulkIn(serializers.Serializer):
-    archive = ZipField(help_text="A zip with one folder per person (the folder name is the display "
-                                 "name and the external id).")
+    archive = ZipField(
+        help_text="A zip with one folder per person (the folder name is the display name and the external id)."
+    )
     on_existing = serializers.ChoiceField(choices=ON_EXISTING, default="skip")
 
 

@@ -1,5 +1,6 @@
 """Celery tasks: another front door to the member services. They take ids and paths (JSON),
 never images or model instances, and are queued with ``transaction.on_commit``."""
+
 from __future__ import annotations
 
 import logging
@@ -38,8 +39,13 @@ def recompute_embeddings_task(member_id: int, model_name: str | None = None, act
     except MemberNotFound:
         logger.info("Member %s no longer exists; nothing to recompute.", member_id)
         return {"member_id": member_id, "skipped": "member_not_found"}
-    return {"member_id": result.member_id, "model_name": result.model_name, "embedded": result.embedded,
-            "failed": result.failed, "template_count": result.template_count}
+    return {
+        "member_id": result.member_id,
+        "model_name": result.model_name,
+        "embedded": result.embedded,
+        "failed": result.failed,
+        "template_count": result.template_count,
+    }
 
 
 @shared_task(name="members.bulk_enroll")

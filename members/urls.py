@@ -1,4 +1,5 @@
 """Members pages (wired under /members/)."""
+
 from django.urls import path
 
 from . import views

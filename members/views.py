@@ -1,5 +1,6 @@
 """Members pages: the list with thumbnails, a member with its photos, and enrolment. Enrolment
 photos are staged by ``member_upload_photos`` and embedded by the same Celery workers as jobs."""
+
 from __future__ import annotations
 
 from django.contrib import messages
@@ -35,8 +36,10 @@ def face_thumb(face: FaceSample, size: int = THUMB) -> dict:
     side = max(face.box_w, face.box_h, 1.0)
     scale = size / side
     return {
-        "face": face, "size": size,
-        "width": round(face.image_width * scale), "height": round(face.image_height * scale),
+        "face": face,
+        "size": size,
+        "width": round(face.image_width * scale),
+        "height": round(face.image_height * scale),
         "x": -round((face.box_x - (side - face.box_w) / 2) * scale),
         "y": -round((face.box_y - (side - face.box_h) / 2) * scale),
     }
@@ -84,15 +87,23 @@ def member_enrol(request: HttpRequest) -> HttpResponse:
         data = form.cleaned_data
         try:
             with transaction.atomic():
-                member: Member = data["member"] or services.member_create(
-                    display_name=data["display_name"], actor=request.user).member
-                uploads = services.member_upload_photos(member=member, files=data["photos"],
-                                                        mode=data["mode"] if data["member"] else "average",
-                                                        actor=request.user)
+                member: Member = (
+                    data["member"]
+                    or services.member_create(display_name=data["display_name"], actor=request.user).member
+                )
+                uploads = services.member_upload_photos(
+                    member=member,
+                    files=data["photos"],
+                    mode=data["mode"] if data["member"] else "average",
+                    actor=request.user,
+                )
         except MemberError as exc:
             form.add_error(None, exc.message)
         else:
-            messages.success(request, f"{len(uploads)} photo(s) of {member.display_name} queued; "
-                                      "they appear below once a worker has embedded them.")
+            messages.success(
+                request,
+                f"{len(uploads)} photo(s) of {member.display_name} queued; "
+                "they appear below once a worker has embedded them.",
+            )
             return redirect("member-detail", member.pk)
     return render(request, "members/enrol.html", {"form": form})

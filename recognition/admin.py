@@ -1,4 +1,5 @@
 """The admin for recognition jobs: read-only, since jobs are written only by the services."""
+
 from __future__ import annotations
 
 from django.contrib import admin

@@ -5,6 +5,7 @@ judged by the engine from the content), a service or the engine acts, an output 
 answers. Errors are raised as the engine's/services' exceptions and shaped by
 facesite.api.errors.
 """
+
 from __future__ import annotations
 
 import time
@@ -57,8 +58,8 @@ class RecognizeView(ApiView):
         operation_id="recognize",
         summary="Recognise every face of a photo (a job)",
         description="Queues a recognition job and answers 202 with its URL. With `?wait=SECONDS` "
-                    "the call waits up to that long and answers 200 with the result if the job "
-                    "finished by then.",
+        "the call waits up to that long and answers 200 with the result if the job "
+        "finished by then.",
         parameters=[OpenApiParameter("wait", float, description="Seconds to wait for the result (0-30).")],
         request=image_request(ImageInput),
         responses={200: JobOut, 202: JobOut, **error_responses(*IMAGE_ERRORS)},
@@ -86,8 +87,12 @@ class RecognizeView(ApiView):
 
 
 class JobDetailView(ApiView):
-    @extend_schema(operation_id="job_read", summary="A recognition job: status and faces",
-                   responses={200: JobOut, **error_responses(404)}, tags=["recognition"])
+    @extend_schema(
+        operation_id="job_read",
+        summary="A recognition job: status and faces",
+        responses={200: JobOut, **error_responses(404)},
+        tags=["recognition"],
+    )
     def get(self, request, job_id: int):
         job_id = valid_id(job_id)
         job = selectors.job_get_for_user(user=request.user, job_id=job_id) if job_id else None
@@ -102,26 +107,36 @@ class JobDetailView(ApiView):
 class DetectView(ApiView):
     uses_engine = True
 
-    @extend_schema(operation_id="detect", summary="Faces of a photo: boxes, scores, landmarks",
-                   request=image_request(ImageInput),
-                   responses={200: DetectOut, **error_responses(*IMAGE_ERRORS)}, tags=["engine"])
+    @extend_schema(
+        operation_id="detect",
+        summary="Faces of a photo: boxes, scores, landmarks",
+        request=image_request(ImageInput),
+        responses={200: DetectOut, **error_responses(*IMAGE_ERRORS)},
+        tags=["engine"],
+    )
     def post(self, request):
         data = ImageInput(data=request.data)
         data.is_valid(raise_exception=True)
         recognizer = engine.recognizer()
         rgb = recognizer.load(data.validated_data["image"][1])
         faces = recognizer.detect(rgb)
-        body = {"image": {"width": int(rgb.shape[1]), "height": int(rgb.shape[0])},
-                "faces": [f.to_dict() for f in faces]}
+        body = {
+            "image": {"width": int(rgb.shape[1]), "height": int(rgb.shape[0])},
+            "faces": [f.to_dict() for f in faces],
+        }
         return Response(DetectOut(body).data)
 
 
 class EmbeddingsView(ApiView):
     uses_engine = True
 
-    @extend_schema(operation_id="embeddings", summary="The embedding of every face (the old get_embd)",
-                   request=image_request(ImageInput),
-                   responses={200: EmbeddingsOut, **error_responses(*IMAGE_ERRORS)}, tags=["engine"])
+    @extend_schema(
+        operation_id="embeddings",
+        summary="The embedding of every face (the old get_embd)",
+        request=image_request(ImageInput),
+        responses={200: EmbeddingsOut, **error_responses(*IMAGE_ERRORS)},
+        tags=["engine"],
+    )
     def post(self, request):
         data = ImageInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -129,7 +144,8 @@ class EmbeddingsView(ApiView):
         rgb = recognizer.load(data.validated_data["image"][1])
         faces = recognizer.analyze(rgb)
         body = {
-            "model": recognizer.model_name, "dim": recognizer.dim,
+            "model": recognizer.model_name,
+            "dim": recognizer.dim,
             "image": {"width": int(rgb.shape[1]), "height": int(rgb.shape[0])},
             "faces": [{**f.to_dict(), "embedding": [float(v) for v in f.embedding]} for f in faces],
         }
@@ -139,18 +155,25 @@ class EmbeddingsView(ApiView):
 class VerifyView(ApiView):
     uses_engine = True
 
-    @extend_schema(operation_id="verify", summary="Are two faces the same person?",
-                   description="Two photos (image, image2) or a photo and a member (member_id): the "
-                               "cosine similarity of the subjects' faces and the decision at the "
-                               "model's verification threshold. Two photos: any authenticated caller; "
-                               "a photo against a member needs members.view_member (403 otherwise).",
-                   request=image_request(VerifyInput),
-                   responses={200: VerifyOut, **error_responses(*IMAGE_ERRORS, 404, 422)}, tags=["engine"])
+    @extend_schema(
+        operation_id="verify",
+        summary="Are two faces the same person?",
+        description="Two photos (image, image2) or a photo and a member (member_id): the "
+        "cosine similarity of the subjects' faces and the decision at the "
+        "model's verification threshold. Two photos: any authenticated caller; "
+        "a photo against a member needs members.view_member (403 otherwise).",
+        request=image_request(VerifyInput),
+        responses={200: VerifyOut, **error_responses(*IMAGE_ERRORS, 404, 422)},
+        tags=["engine"],
+    )
     def post(self, request):
         data = VerifyInput(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        result = verification.verify(user=request.user, image=values["image"][1],
-                                     image2=values["image2"][1] if "image2" in values else None,
-                                     member_id=values.get("member_id"))
+        result = verification.verify(
+            user=request.user,
+            image=values["image"][1],
+            image2=values["image2"][1] if "image2" in values else None,
+            member_id=values.get("member_id"),
+        )
         return Response(VerifyOut(result.as_dict()).data)

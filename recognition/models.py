@@ -2,6 +2,7 @@
 
 Rows are written only by ``recognition.services``; pages, the API and tasks all call it.
 """
+
 from __future__ import annotations
 
 from django.conf import settings
@@ -10,7 +11,7 @@ from django.db import models
 from facesite.uploads import generated_name
 
 
-def job_photo_path(instance: "RecognitionJob", filename: str) -> str:
+def job_photo_path(instance: RecognitionJob, filename: str) -> str:
     """A generated name under MEDIA_ROOT; ``filename`` is ``photo.<ext>`` from the sniffed format."""
     return generated_name("jobs", filename)
 
@@ -26,8 +27,9 @@ class RecognitionJob(models.Model):
         DONE = "done"
         FAILED = "failed"
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True,
-                             related_name="recognition_jobs")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="recognition_jobs"
+    )
     photo = models.FileField(upload_to=job_photo_path, max_length=255)
     original_name = models.CharField(max_length=255, blank=True, help_text="Shown only, never used as a path.")
     image_width = models.PositiveIntegerField(null=True, blank=True)

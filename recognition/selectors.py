@@ -1,4 +1,5 @@
 """Reads of the recognition app: jobs a user may see, and their results."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,5 +1,6 @@
 """API serializers of the recognition endpoints (validation and answers only). The image field
 they use is shared by every app: ``facesite.api.fields``."""
+
 from __future__ import annotations
 
 from rest_framework import serializers
@@ -14,15 +15,21 @@ class ImageInput(serializers.Serializer):
 
 
 class RecognizeQuery(serializers.Serializer):
-    wait = serializers.FloatField(required=False, min_value=0, max_value=30, default=0,
-                                  help_text="Wait up to this many seconds for the result (a small photo).")
+    wait = serializers.FloatField(
+        required=False,
+        min_value=0,
+        max_value=30,
+        default=0,
+        help_text="Wait up to this many seconds for the result (a small photo).",
+    )
 
 
 class VerifyInput(serializers.Serializer):
     image = ImageUploadField(help_text="The first photo.")
     image2 = ImageUploadField(required=False, help_text="The second photo (or give member_id).")
-    member_id = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1,
-                                         help_text="Compare with this member's template instead.")
+    member_id = serializers.IntegerField(
+        required=False, min_value=1, max_value=2**63 - 1, help_text="Compare with this member's template instead."
+    )
 
     def validate(self, attrs):
         if ("image2" in attrs) == ("member_id" in attrs):
@@ -34,11 +41,16 @@ class VerifyInput(serializers.Serializer):
 
 
 class FaceOut(serializers.Serializer):
-    box = serializers.ListField(child=serializers.FloatField(), min_length=4, max_length=4,
-                                help_text="x, y, width, height in pixels of the upright photo.")
+    box = serializers.ListField(
+        child=serializers.FloatField(),
+        min_length=4,
+        max_length=4,
+        help_text="x, y, width, height in pixels of the upright photo.",
+    )
     score = serializers.FloatField()
-    landmarks = serializers.ListField(child=serializers.ListField(child=serializers.FloatField()),
-                                      help_text="Five [x, y]: eyes, nose, mouth corners.")
+    landmarks = serializers.ListField(
+        child=serializers.ListField(child=serializers.FloatField()), help_text="Five [x, y]: eyes, nose, mouth corners."
+    )
 
 
 class ImageSizeOut(serializers.Serializer):

@@ -21,6 +21,7 @@ requeue_jobs``) re-sends every job left queued, or claimed by a worker long gone
 A full disk while the photo is stored is ``UploadRejected`` with the code ``storage_full``
 (``facesite.disk_full``): the partial file is removed and no row is written.
 """
+
 from __future__ import annotations
 
 import logging
@@ -70,8 +71,9 @@ def _read_upload(upload: Any) -> tuple[str, bytes]:
     name = upload_name(upload)
     size = getattr(upload, "size", None)
     if size is not None and size > limit:
-        raise UploadRejected(f"{name or 'The file'} is {size / 1e6:.1f} MB; the limit is {limit / 1e6:.1f} MB.",
-                             code=ImageTooLarge.code)
+        raise UploadRejected(
+            f"{name or 'The file'} is {size / 1e6:.1f} MB; the limit is {limit / 1e6:.1f} MB.", code=ImageTooLarge.code
+        )
     return name, read_upload(upload, limit)
 
 
@@ -89,8 +91,12 @@ def job_create(*, user: Any, upload: Any) -> RecognitionJob:
     except EngineError as exc:
         label = f"{name}: " if name else ""
         raise UploadRejected(f"{label}{exc}", code=exc.code) from None
-    job = RecognitionJob(user=user if getattr(user, "pk", None) else None, original_name=name,
-                         image_width=int(rgb.shape[1]), image_height=int(rgb.shape[0]))
+    job = RecognitionJob(
+        user=user if getattr(user, "pk", None) else None,
+        original_name=name,
+        image_width=int(rgb.shape[1]),
+        image_height=int(rgb.shape[0]),
+    )
     try:
         # A full disk: the partial file is removed and StorageFull raised (facesite.disk_full).
         job.photo.save(f"photo.{photo_extension(data)}", ContentFile(data), save=False)
@@ -119,8 +125,7 @@ def _send(job_id: int) -> bool:
     try:
         run_job.delay(job_id)
     except (BrokerError, ConnectionError) as exc:
-        logger.error("Job %s is stored but could not be queued (%s); the requeue sweep will send it.",
-                     job_id, exc)
+        logger.error("Job %s is stored but could not be queued (%s); the requeue sweep will send it.", job_id, exc)
         return False
     return True
 
@@ -142,12 +147,15 @@ class RequeueReport:
 
 
 def _lost_message(requeues: int) -> str:
-    return (f"The job was never picked up: its queue message was lost (the queue server restarted or "
-            f"was unreachable), and it was sent again {requeues} time(s) without a worker taking it.")
+    return (
+        f"The job was never picked up: its queue message was lost (the queue server restarted or "
+        f"was unreachable), and it was sent again {requeues} time(s) without a worker taking it."
+    )
 
 
-def jobs_requeue_stale(*, requeue_after: float | None = None, max_requeues: int | None = None,
-                       limit: int = 500) -> RequeueReport:
+def jobs_requeue_stale(
+    *, requeue_after: float | None = None, max_requeues: int | None = None, limit: int = 500
+) -> RequeueReport:
     """Re-send jobs whose message looks lost; fail, with the reason, those re-sent too often.
 
     A job looks lost when it is ``queued`` and was last sent over ``requeue_after`` seconds ago,
@@ -164,14 +172,18 @@ def jobs_requeue_stale(*, requeue_after: float | None = None, max_requeues: int 
     stale_before = now - timedelta(seconds=settings.FACESITE_JOB_STALE_AFTER)
     not_sent_since = Q(queued_at__lt=sent_before) | Q(queued_at__isnull=True, created_at__lt=sent_before)
     lost = Q(status=Status.QUEUED) | Q(status=Status.RUNNING, claimed_at__lt=stale_before)
-    candidates = (RecognitionJob.objects.filter(lost, not_sent_since)
-                  .order_by("created_at", "id").values_list("id", "requeues", "status")[:limit])
+    candidates = (
+        RecognitionJob.objects.filter(lost, not_sent_since)
+        .order_by("created_at", "id")
+        .values_list("id", "requeues", "status")[:limit]
+    )
     report = RequeueReport(requeued=[], failed=[])
     for job_id, requeues, status in candidates:
         row = RecognitionJob.objects.filter(pk=job_id, status=status, requeues=requeues)
         if requeues >= max_requeues:
-            if row.update(status=Status.FAILED, error_code="lost", error_message=_lost_message(requeues),
-                          finished_at=now):
+            if row.update(
+                status=Status.FAILED, error_code="lost", error_message=_lost_message(requeues), finished_at=now
+            ):
                 logger.warning("Job %s failed: %s", job_id, _lost_message(requeues))
                 report.failed.append(job_id)
             continue
@@ -180,11 +192,17 @@ def jobs_requeue_stale(*, requeue_after: float | None = None, max_requeues: int 
         if not _send(job_id):
             # Undo this re-send so it is not counted against the job; try again next sweep.
             RecognitionJob.objects.filter(pk=job_id, requeues=requeues + 1).update(
-                requeues=requeues, queued_at=now - timedelta(seconds=requeue_after))
+                requeues=requeues, queued_at=now - timedelta(seconds=requeue_after)
+            )
             report.broker_down = True
             break
-        logger.warning("Job %s (%s) re-sent: its message looked lost (re-send %d of %d).", job_id, status,
-                       requeues + 1, max_requeues)
+        logger.warning(
+            "Job %s (%s) re-sent: its message looked lost (re-send %d of %d).",
+            job_id,
+            status,
+            requeues + 1,
+            max_requeues,
+        )
         report.requeued.append(job_id)
     return report
 
@@ -212,9 +230,9 @@ def _claim(job_id: int) -> tuple[RecognitionJob | None, RunOutcome | None]:
     stale_before = now - timedelta(seconds=settings.FACESITE_JOB_STALE_AFTER)
     max_attempts = settings.FACESITE_JOB_MAX_ATTEMPTS
     claimable = Q(status=Status.QUEUED) | Q(status=Status.RUNNING, claimed_at__lt=stale_before)
-    claimed = (RecognitionJob.objects.filter(claimable, pk=job_id, attempts__lt=max_attempts)
-               .update(status=Status.RUNNING, attempts=F("attempts") + 1, claimed_at=now,
-                       started_at=now, worker=_worker_name()))
+    claimed = RecognitionJob.objects.filter(claimable, pk=job_id, attempts__lt=max_attempts).update(
+        status=Status.RUNNING, attempts=F("attempts") + 1, claimed_at=now, started_at=now, worker=_worker_name()
+    )
     job = RecognitionJob.objects.filter(pk=job_id).first()
     if claimed:
         return job, None
@@ -226,15 +244,18 @@ def _claim(job_id: int) -> tuple[RecognitionJob | None, RunOutcome | None]:
         return None, RunOutcome("finished", job_id)
     if job.status == Status.RUNNING and job.claimed_at and job.claimed_at >= stale_before:
         retry_in = (job.claimed_at - stale_before).total_seconds() + 1
-        logger.info("Job %s is held by %s since %s; will look again in %.0f s.", job_id, job.worker,
-                    job.claimed_at, retry_in)
+        logger.info(
+            "Job %s is held by %s since %s; will look again in %.0f s.", job_id, job.worker, job.claimed_at, retry_in
+        )
         return None, RunOutcome("busy", job_id, retry_in=retry_in)
     # Out of attempts: every earlier run was interrupted (its worker died or was killed).
-    message = (f"The job was interrupted {job.attempts} time(s): the worker stopped while running it "
-               f"(killed, out of memory, or over the time limit). It was not tried again.")
+    message = (
+        f"The job was interrupted {job.attempts} time(s): the worker stopped while running it "
+        f"(killed, out of memory, or over the time limit). It was not tried again."
+    )
     RecognitionJob.objects.filter(pk=job_id, attempts=job.attempts).exclude(
-        status__in=[Status.DONE, Status.FAILED]).update(
-        status=Status.FAILED, error_code="interrupted", error_message=message, finished_at=now)
+        status__in=[Status.DONE, Status.FAILED]
+    ).update(status=Status.FAILED, error_code="interrupted", error_message=message, finished_at=now)
     logger.warning("Job %s failed: %s", job_id, message)
     return None, RunOutcome("failed", job_id)
 
@@ -242,15 +263,15 @@ def _claim(job_id: int) -> tuple[RecognitionJob | None, RunOutcome | None]:
 def _finish(job: RecognitionJob, attempt: int, **fields: Any) -> bool:
     """Write the outcome if this run still holds the latest claim (the fencing token)."""
     written = RecognitionJob.objects.filter(pk=job.pk, status=Status.RUNNING, attempts=attempt).update(
-        finished_at=timezone.now(), **fields)
+        finished_at=timezone.now(), **fields
+    )
     if not written:
         logger.warning("Job %s was taken over by a newer claim; attempt %d's outcome dropped.", job.pk, attempt)
     return bool(written)
 
 
 def _fail(job: RecognitionJob, attempt: int, code: str, message: str, timings: dict) -> RunOutcome:
-    ok = _finish(job, attempt, status=Status.FAILED, error_code=code[:50], error_message=message,
-                 timings=timings)
+    ok = _finish(job, attempt, status=Status.FAILED, error_code=code[:50], error_message=message, timings=timings)
     return RunOutcome("failed" if ok else "superseded", job.pk)
 
 
@@ -293,26 +314,44 @@ def job_run(*, job_id: int) -> RunOutcome:
         for r in recognitions:
             face = r.to_dict()
             member_id = int(r.label) if r.label is not None else None
-            faces.append({
-                "box": face["box"], "score": face["score"], "landmarks": face["landmarks"],
-                "member_id": member_id, "member": names.get(member_id) if member_id else None,
-                "similarity": face["similarity"], "margin": face["margin"],
-            })
+            faces.append(
+                {
+                    "box": face["box"],
+                    "score": face["score"],
+                    "landmarks": face["landmarks"],
+                    "member_id": member_id,
+                    "member": names.get(member_id) if member_id else None,
+                    "similarity": face["similarity"],
+                    "margin": face["margin"],
+                }
+            )
         timings["run"] = round(time.perf_counter() - started, 3)
         timings["total"] = round((timezone.now() - job.created_at).total_seconds(), 3)
-        ok = _finish(job, attempt, status=Status.DONE, result={"faces": faces}, timings=timings,
-                     model_name=recognizer.model_name, error_code="", error_message="")
+        ok = _finish(
+            job,
+            attempt,
+            status=Status.DONE,
+            result={"faces": faces},
+            timings=timings,
+            model_name=recognizer.model_name,
+            error_code="",
+            error_message="",
+        )
     except EngineError as exc:
         return _fail(job, attempt, exc.code, str(exc), timings)
     except SoftTimeLimitExceeded:
-        return _fail(job, attempt, "time_limit",
-                     f"The photo took longer than the limit of {settings.CELERY_TASK_SOFT_TIME_LIMIT} s.", timings)
+        return _fail(
+            job,
+            attempt,
+            "time_limit",
+            f"The photo took longer than the limit of {settings.CELERY_TASK_SOFT_TIME_LIMIT} s.",
+            timings,
+        )
     except FileNotFoundError:
         return _fail(job, attempt, "file_missing", "The uploaded photo is no longer stored.", timings)
     except Exception:
         logger.exception("Job %s failed.", job_id)
-        return _fail(job, attempt, "internal_error", "The photo could not be processed; see the worker log.",
-                     timings)
+        return _fail(job, attempt, "internal_error", "The photo could not be processed; see the worker log.", timings)
     if ok:
         logger.info("Job %s done: %d face(s) in %.2f s.", job_id, len(faces), timings["run"])
     return RunOutcome("done" if ok else "superseded", job_id)
@@ -345,16 +384,21 @@ def job_face_crop(*, job: RecognitionJob, face_index: int, margin: float = 0.6) 
     with job.photo.storage.open(job.photo.name, "rb") as handle:
         image = ImageOps.exif_transpose(Image.open(handle)).convert("RGB")
     pad_w, pad_h = w * margin, h * margin
-    box = (max(0, int(x - pad_w)), max(0, int(y - pad_h)),
-           min(image.width, int(x + w + pad_w)), min(image.height, int(y + h + pad_h)))
+    box = (
+        max(0, int(x - pad_w)),
+        max(0, int(y - pad_h)),
+        min(image.width, int(x + w + pad_w)),
+        min(image.height, int(y + h + pad_h)),
+    )
     buffer = io.BytesIO()
     image.crop(box).save(buffer, format="JPEG", quality=92)
     return buffer.getvalue()
 
 
-def job_face_enrol(*, job: RecognitionJob, face_index: int, member: Any, mode: str = "average",
-                   actor: Any = None) -> list:
-    """"This is ...": add a face of a job to a member, through the enrolment workers
+def job_face_enrol(
+    *, job: RecognitionJob, face_index: int, member: Any, mode: str = "average", actor: Any = None
+) -> list:
+    """ "This is ...": add a face of a job to a member, through the enrolment workers
     (``actor``, the user who said so, goes to the members' audit log)."""
     from members import services as member_services
 

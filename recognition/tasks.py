@@ -5,6 +5,7 @@ once per process, at the first job. Time limits, acks_late and the serializer ar
 Lost messages (a broker restarted without persistence) are re-sent by the requeue sweep, run
 at worker start and by beat (CELERY_BEAT_SCHEDULE).
 """
+
 from __future__ import annotations
 
 import logging
@@ -43,7 +44,7 @@ def requeue_at_worker_start(sender=None, **kwargs) -> None:
     down) sweeps once, so lost jobs do not wait for beat. A failure here must not stop the worker."""
     try:
         report = services.jobs_requeue_stale()
-    except Exception:  # noqa: BLE001 - the database may be down too; beat sweeps again later
+    except Exception:
         logger.exception("The requeue sweep at worker start failed.")
         return
     finally:

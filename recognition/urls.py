@@ -1,4 +1,5 @@
 """Pages of the recognition app (wired at the site root)."""
+
 from django.urls import path
 
 from . import views

@@ -3,6 +3,7 @@
 The decision uses the configured model's verification threshold (``ModelSpec``); a photo
 against a member reads the member's template of the same model and dimension, never another's.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -42,9 +43,15 @@ class Verification:
         return self.similarity >= self.threshold
 
     def as_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "similarity": round(self.similarity, 4), "threshold": self.threshold,
-                "same_person": self.same_person, "member_id": self.member_id,
-                "face": self.face.to_dict(), "face2": self.face2.to_dict() if self.face2 is not None else None}
+        return {
+            "model": self.model,
+            "similarity": round(self.similarity, 4),
+            "threshold": self.threshold,
+            "same_person": self.same_person,
+            "member_id": self.member_id,
+            "face": self.face.to_dict(),
+            "face2": self.face2.to_dict() if self.face2 is not None else None,
+        }
 
 
 def _primary_face(recognizer: Any, raw: bytes, label: str) -> tuple[Any, np.ndarray]:
@@ -76,18 +83,24 @@ def verify(*, user: Any, image: bytes, image2: bytes | None = None, member_id: i
     if (image2 is None) == (member_id is None):
         raise FacesiteError("Give exactly one of image2 and member_id.", code="invalid_input")
     if member_id is not None and not user.has_perm(VIEW_MEMBERS):
-        raise VerificationRefused("Comparing a photo with a member needs permission to view members "
-                                  f"({VIEW_MEMBERS}).")
+        raise VerificationRefused(f"Comparing a photo with a member needs permission to view members ({VIEW_MEMBERS}).")
     recognizer = engine.recognizer()
     other = None
     if member_id is not None:
-        other = member_selectors.member_template_vector(member_id=member_id, model_name=recognizer.model_name,
-                                                        dim=recognizer.dim)
+        other = member_selectors.member_template_vector(
+            member_id=member_id, model_name=recognizer.model_name, dim=recognizer.dim
+        )
     face, vector = _primary_face(recognizer, image, "image")
     face2 = None
     if other is None:
         assert image2 is not None
         face2, other = _primary_face(recognizer, image2, "image2")
     threshold = float(engine.active_model_spec().verification_threshold)  # the model's 1:1 bar
-    return Verification(model=recognizer.model_name, similarity=float(np.dot(vector, other)),
-                        threshold=threshold, member_id=member_id, face=face, face2=face2)
+    return Verification(
+        model=recognizer.model_name,
+        similarity=float(np.dot(vector, other)),
+        threshold=threshold,
+        member_id=member_id,
+        face=face,
+        face2=face2,
+    )

@@ -1,5 +1,6 @@
 """Pages of the recognition app: upload, a job's result, the history. Thin: services write,
 selectors read, and the engine (TensorFlow) is never imported here."""
+
 from __future__ import annotations
 
 from django.conf import settings
@@ -13,13 +14,14 @@ from django.views.decorators.http import require_http_methods
 from faceengine.model_fetch import is_installed
 from facesite.api.errors import status_for_code
 from facesite.engine import active_model_spec
-from recognition import selectors, services
 from facesite.files import private_file_response
+from recognition import selectors, services
 
 
 def _wants_json(request: HttpRequest) -> bool:
-    return (request.headers.get("x-requested-with") == "XMLHttpRequest"
-            or "application/json" in request.headers.get("accept", ""))
+    return request.headers.get("x-requested-with") == "XMLHttpRequest" or "application/json" in request.headers.get(
+        "accept", ""
+    )
 
 
 @login_required
@@ -45,8 +47,9 @@ def home(request: HttpRequest) -> HttpResponse:
                 # The API's status for the same code (413 for image_too_large, 415, ...).
                 return JsonResponse({"error": errors[0].as_dict()}, status=status_for_code(errors[0].code))
             job = created[0]
-            return JsonResponse({"id": job.pk, "status": job.status,
-                                 "url": reverse("job-detail", args=[job.pk])}, status=201)
+            return JsonResponse(
+                {"id": job.pk, "status": job.status, "url": reverse("job-detail", args=[job.pk])}, status=201
+            )
         for exc in errors:
             messages.error(request, exc.message)
         if len(created) == 1 and not errors:
@@ -55,12 +58,16 @@ def home(request: HttpRequest) -> HttpResponse:
             messages.success(request, f"{len(created)} photo(s) queued.")
         return redirect("job-list" if created else "home")
     spec = active_model_spec()
-    return render(request, "recognition/upload.html", {
-        "model": spec,
-        "model_installed": is_installed(spec, settings.FACESITE_MODEL_DIR),
-        "max_bytes": settings.FACESITE_MAX_UPLOAD_BYTES,
-        "max_mb": settings.FACESITE_MAX_UPLOAD_BYTES / 1e6,
-    })
+    return render(
+        request,
+        "recognition/upload.html",
+        {
+            "model": spec,
+            "model_installed": is_installed(spec, settings.FACESITE_MODEL_DIR),
+            "max_bytes": settings.FACESITE_MAX_UPLOAD_BYTES,
+            "max_mb": settings.FACESITE_MAX_UPLOAD_BYTES / 1e6,
+        },
+    )
 
 
 def _job_or_404(request: HttpRequest, job_id: int):
@@ -76,9 +83,15 @@ def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     from members.selectors import member_list
 
     members = list(member_list(active=True).values("id", "display_name")) if request.user.is_staff else []
-    return render(request, "recognition/job_detail.html", {
-        "job": job, "result": selectors.job_result(job=job), "members": members,
-    })
+    return render(
+        request,
+        "recognition/job_detail.html",
+        {
+            "job": job,
+            "result": selectors.job_result(job=job),
+            "members": members,
+        },
+    )
 
 
 @login_required
@@ -105,7 +118,7 @@ def job_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["POST"])
 def job_face_enrol(request: HttpRequest, job_id: int, face_index: int) -> HttpResponse:
-    """"This is ...": add an unknown face of the job to a member, through the enrolment workers."""
+    """ "This is ...": add an unknown face of the job to a member, through the enrolment workers."""
     if not request.user.is_staff:
         raise Http404("Only staff can enrol faces.")
     job = _job_or_404(request, job_id)
@@ -118,6 +131,9 @@ def job_face_enrol(request: HttpRequest, job_id: int, face_index: int) -> HttpRe
     except (ValueError, MemberError, services.UploadRejected) as exc:
         messages.error(request, f"The face was not added: {exc}")
     else:
-        messages.success(request, f"Face {face_index + 1} is being added to {member.display_name}; "
-                                  "it counts for the next photos once the worker is done.")
+        messages.success(
+            request,
+            f"Face {face_index + 1} is being added to {member.display_name}; "
+            "it counts for the next photos once the worker is done.",
+        )
     return redirect("job-detail", job.pk)

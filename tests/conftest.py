@@ -1,4 +1,7 @@
-"""Fixtures shared by the whole suite: where the shared photos are, and the real engine."""
+"""Fixtures shared by the whole suite, in one place: an isolated media folder, cache and gallery
+index per test (autouse), the fake engine, the real engine and the shared photos. Package
+conftests hold only what is theirs (users and clients of the API and security suites)."""
+
 from __future__ import annotations
 
 import os
@@ -7,6 +10,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# The worker stack's fixtures (Redis, Celery workers, the enrolled Obama), shared by the worker
+# and fault suites.
+pytest_plugins = ["tests.workers"]
 
 
 def test_data_dir() -> Path:
@@ -28,12 +35,64 @@ def model_dir() -> Path:
 
 @pytest.fixture
 def media_root(settings, tmp_path) -> Path:
-    """A media folder of the test's own: uploads never land in the real one. Packages whose
-    tests store photos make it autouse in their conftest."""
+    """A media folder of the test's own: uploads never land in the real one."""
     root = tmp_path / "media"
     root.mkdir()
     settings.MEDIA_ROOT = root
     return root
+
+
+@pytest.fixture(autouse=True)
+def _isolated_state(media_root):
+    """Every test: its own media folder, an empty cache (throttle counts, rate limits) and no
+    cached gallery index (test databases roll back under it; production never rewinds)."""
+    from django.core.cache import cache
+
+    from members import selectors
+
+    cache.clear()
+    selectors.clear_gallery_cache()
+    yield
+    cache.clear()
+    selectors.clear_gallery_cache()
+
+
+@pytest.fixture
+def fake_engine(monkeypatch):
+    """The apps run the real Recognizer on the fake detector and embedder (tests/fakes.py)."""
+    from tests.fakes import FAKE_DIM, make_fake_recognizer
+
+    recognizers = {None: make_fake_recognizer()}
+
+    def engine(model_name=None):
+        if model_name not in recognizers:
+            recognizers[model_name] = make_fake_recognizer(model_name, FAKE_DIM, seed=len(recognizers))
+        return recognizers[model_name]
+
+    monkeypatch.setattr("facesite.engine.recognizer", engine)
+    return engine
+
+
+@pytest.fixture(scope="session")
+def lfw_dir() -> Path:
+    path = test_data_dir() / "lfw" / "lfw-deepfunneled"
+    if not path.is_dir():
+        pytest.skip(f"LFW photos not found at {path}: set FACESITE_TEST_DATA to the shared faces folder")
+    return path
+
+
+@pytest.fixture(scope="session")
+def real_recognizer():
+    """The engine as the apps build it from the settings (MTCNN + the default model), once."""
+    from django.conf import settings
+
+    from faceengine.model_fetch import is_installed
+    from facesite.engine import active_model_spec, get_recognizer
+
+    spec = active_model_spec()
+    if not is_installed(spec, settings.FACESITE_MODEL_DIR):
+        pytest.skip(f"The default model is not in {settings.FACESITE_MODEL_DIR}: run `manage.py fetch_models`")
+    return get_recognizer()
 
 
 @pytest.fixture
@@ -72,8 +131,10 @@ def worker_database_url() -> str:
     from django.db import connection
 
     if connection.vendor != "mysql":
-        pytest.skip("the worker tests need MySQL/MariaDB (DATABASE_URL=mysql://...): a worker process "
-                    "cannot see the test's SQLite database")
+        pytest.skip(
+            "the worker tests need MySQL/MariaDB (DATABASE_URL=mysql://...): a worker process "
+            "cannot see the test's SQLite database"
+        )
     db = connection.settings_dict
     auth = quote(db["USER"] or "root")
     if db.get("PASSWORD"):
@@ -126,8 +187,7 @@ def default_embedder(default_spec):
 
 @pytest.fixture(scope="session")
 def recognizer(default_embedder):
-    """The real pipeline: fast MTCNN + alignment + the default model."""
-    from faceengine.detection import DetectorConfig, FaceDetector
-    from faceengine.recognizer import Recognizer
+    """The real pipeline without Django: fast MTCNN + alignment + the default model."""
+    import faceengine
 
-    return Recognizer(FaceDetector(DetectorConfig(cache_dir=model_dir() / "mtcnn")), default_embedder)
+    return faceengine.load(model_dir())

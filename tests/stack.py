@@ -6,6 +6,7 @@ processes.
 The web server is gunicorn when installed next to this Python (sync workers, persistent
 database connections, as in production), else ``manage.py runserver --noreload``.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,12 +24,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def stack_env(*, database_url: str, broker_url: str = "", media_root: Path, settings: str = "facesite.settings.test",
-              **extra: str) -> dict[str, str]:
+def stack_env(
+    *, database_url: str, broker_url: str = "", media_root: Path, settings: str = "facesite.settings.test", **extra: str
+) -> dict[str, str]:
     """The environment of every process of a stack (secrets for prod settings come from the caller)."""
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": settings, "DATABASE_URL": database_url,
-           "CELERY_BROKER_URL": broker_url, "FACESITE_MEDIA_ROOT": str(media_root),
-           "FACESITE_LOG_LEVEL": "INFO", "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1", **extra}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": settings,
+        "DATABASE_URL": database_url,
+        "CELERY_BROKER_URL": broker_url,
+        "FACESITE_MEDIA_ROOT": str(media_root),
+        "FACESITE_LOG_LEVEL": "INFO",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "PYTHONUNBUFFERED": "1",
+        **extra,
+    }
     if not broker_url:
         env.pop("CELERY_BROKER_URL")
     env.pop("CELERY_TASK_ALWAYS_EAGER", None)
@@ -37,8 +47,9 @@ def stack_env(*, database_url: str, broker_url: str = "", media_root: Path, sett
 
 def manage(env: dict[str, str], *args: str, timeout: float = 600) -> str:
     """Run ``manage.py`` with ``args``; its stdout, or RuntimeError with its output."""
-    done = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
     if done.returncode != 0:
         raise RuntimeError(f"manage.py {' '.join(args)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
     return done.stdout
@@ -67,8 +78,9 @@ class _Process:
     def __init__(self, command: list[str], env: dict[str, str], log: Path) -> None:
         self.log = log
         self.handle = open(log, "ab")
-        self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=self.handle, stderr=subprocess.STDOUT,
-                                        start_new_session=True)  # own group: signals reach its children
+        self.process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=self.handle, stderr=subprocess.STDOUT, start_new_session=True
+        )  # own group: signals reach its children
 
     @property
     def pid(self) -> int:
@@ -107,9 +119,23 @@ class WebServer(_Process):
         self.port, self.base = port, f"http://127.0.0.1:{port}"
         gunicorn = gunicorn_path()
         if gunicorn:
-            self.kind = f"gunicorn ({workers} sync workers)" if threads == 1 else f"gunicorn ({workers}x{threads} gthread)"
-            command = [str(gunicorn), "facesite.wsgi:application", "-b", f"127.0.0.1:{port}", "-w", str(workers),
-                       "--threads", str(threads), "--timeout", "120", "--access-logfile", "-"]
+            self.kind = (
+                f"gunicorn ({workers} sync workers)" if threads == 1 else f"gunicorn ({workers}x{threads} gthread)"
+            )
+            command = [
+                str(gunicorn),
+                "facesite.wsgi:application",
+                "-b",
+                f"127.0.0.1:{port}",
+                "-w",
+                str(workers),
+                "--threads",
+                str(threads),
+                "--timeout",
+                "120",
+                "--access-logfile",
+                "-",
+            ]
         else:
             self.kind = "manage.py runserver --noreload (gunicorn not installed)"
             command = [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"]
@@ -132,9 +158,27 @@ class WebServer(_Process):
 
 class CeleryWorker(_Process):
     def __init__(self, env: dict[str, str], log: Path, *, concurrency: int = 1, beat: bool = False) -> None:
-        command = [sys.executable, "-m", "celery", "-A", "facesite", "worker", "-Q", "recognition", "-c",
-                   str(concurrency), "--pool", "prefork", "-n", f"stack-{uuid.uuid4().hex[:8]}@%h",
-                   "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "INFO"]
+        command = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "facesite",
+            "worker",
+            "-Q",
+            "recognition",
+            "-c",
+            str(concurrency),
+            "--pool",
+            "prefork",
+            "-n",
+            f"stack-{uuid.uuid4().hex[:8]}@%h",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-l",
+            "INFO",
+        ]
         if beat:
             command += ["-B", "-s", str(log.with_suffix(".beat-schedule"))]
         super().__init__(command, env, log)
@@ -157,8 +201,15 @@ class Reply:
         return json.loads(self.body)
 
 
-def request(method: str, url: str, *, token: str | None = None, session: str | None = None,
-            files: dict[str, tuple[str, bytes]] | None = None, timeout: float = 30) -> Reply:
+def request(
+    method: str,
+    url: str,
+    *,
+    token: str | None = None,
+    session: str | None = None,
+    files: dict[str, tuple[str, bytes]] | None = None,
+    timeout: float = 30,
+) -> Reply:
     """One HTTP request; any status is a Reply (urllib raises for 4xx/5xx; this does not)."""
     headers = {"Accept": "application/json"} if "/api/" in url else {}
     data = None
@@ -170,8 +221,12 @@ def request(method: str, url: str, *, token: str | None = None, session: str | N
         boundary = uuid.uuid4().hex
         parts = []
         for field, (filename, content) in files.items():
-            parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{filename}"\r\n'
-                         f"Content-Type: application/octet-stream\r\n\r\n".encode() + content + b"\r\n")
+            parts.append(
+                f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{filename}"\r\n'
+                f"Content-Type: application/octet-stream\r\n\r\n".encode()
+                + content
+                + b"\r\n"
+            )
         data = b"".join(parts) + f"--{boundary}--\r\n".encode()
         headers["Content-Type"] = f"multipart/form-data; boundary={boundary}"
     req = urllib.request.Request(url, data=data, method=method, headers=headers)

@@ -3,6 +3,7 @@
 A backend only implements ``_forward`` on a preprocessed float32 batch; everything a caller
 relies on (input convention, fixed batch padding, normalised output) lives here once.
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -22,11 +23,10 @@ class InputConvention:
     size: int = 112
 
     def to_dict(self) -> dict:
-        return {"color": self.color, "mean": self.mean, "std": self.std, "layout": self.layout,
-                "size": self.size}
+        return {"color": self.color, "mean": self.mean, "std": self.std, "layout": self.layout, "size": self.size}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "InputConvention":
+    def from_dict(cls, data: dict) -> InputConvention:
         return cls(**{key: data[key] for key in ("color", "mean", "std", "layout", "size") if key in data})
 
     def preprocess(self, faces: np.ndarray) -> np.ndarray:

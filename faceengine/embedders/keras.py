@@ -4,6 +4,7 @@ The network is traced once with a free batch dimension, so a batch of 1, 7 or 64
 same graph (no retracing per size) and gives each face the same vector. The base class
 preprocesses, splits into ``max_batch`` chunks and L2-normalises, as for every backend.
 """
+
 from __future__ import annotations
 
 import os
@@ -18,8 +19,7 @@ from .base import Embedder, InputConvention
 class KerasEmbedder(Embedder):
     """Loads a ``.keras`` file or a SavedModel folder (its ``serving_default`` signature)."""
 
-    def __init__(self, path: Path, *, name: str, dim: int, convention: InputConvention,
-                 max_batch: int = 64) -> None:
+    def __init__(self, path: Path, *, name: str, dim: int, convention: InputConvention, max_batch: int = 64) -> None:
         path = Path(path)
         if not path.exists():
             raise ModelError(f"Model {path} not found.")
@@ -42,8 +42,9 @@ class KerasEmbedder(Embedder):
         self._check_dim(path)
 
     @classmethod
-    def from_model(cls, model, *, name: str, dim: int, convention: InputConvention,
-                   max_batch: int = 64) -> "KerasEmbedder":
+    def from_model(
+        cls, model, *, name: str, dim: int, convention: InputConvention, max_batch: int = 64
+    ) -> KerasEmbedder:
         """An embedder around an in-memory Keras model (to measure a model before exporting it)."""
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         import tensorflow as tf
@@ -84,8 +85,7 @@ class KerasEmbedder(Embedder):
         probe = np.zeros((1, *self._input_shape()), np.float32)
         out = np.asarray(self._call(probe))
         if out.ndim != 2 or out.shape[1] != self.dim:
-            raise ModelError(f"{source} produces vectors of shape {out.shape[1:]} but its metadata "
-                             f"says {self.dim}-d.")
+            raise ModelError(f"{source} produces vectors of shape {out.shape[1:]} but its metadata says {self.dim}-d.")
 
     def _forward(self, batch: np.ndarray) -> np.ndarray:
         return np.asarray(self._call(batch))

@@ -1,4 +1,5 @@
 """ONNX backend through onnxruntime: insightface model-zoo files a user brings."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,8 +11,9 @@ from .base import Embedder, InputConvention
 
 
 class ONNXEmbedder(Embedder):
-    def __init__(self, path: Path, *, name: str, dim: int, convention: InputConvention,
-                 num_threads: int | None = None) -> None:
+    def __init__(
+        self, path: Path, *, name: str, dim: int, convention: InputConvention, num_threads: int | None = None
+    ) -> None:
         import onnxruntime
 
         if not Path(path).is_file():
@@ -19,8 +21,9 @@ class ONNXEmbedder(Embedder):
         options = onnxruntime.SessionOptions()
         if num_threads:
             options.intra_op_num_threads = num_threads
-        providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider")
-                     if p in onnxruntime.get_available_providers()]
+        providers = [
+            p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in onnxruntime.get_available_providers()
+        ]
         self._session = onnxruntime.InferenceSession(str(path), options, providers=providers)
         self.name, self.dim, self.convention = name, dim, convention
         model_input = self._session.get_inputs()[0]

@@ -4,6 +4,7 @@ Thresholds travel with the model because they mean nothing for another one. The 
 is described here; any other model (one we trained and exported, an ONNX file a user brings)
 is described by a ``<name>.json`` file beside it in the model folder.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,7 +37,7 @@ class ModelSpec:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ModelSpec":
+    def from_dict(cls, data: dict) -> ModelSpec:
         data = dict(data)
         data["convention"] = InputConvention.from_dict(data.get("convention", {}))
         unknown = set(data) - set(cls.__dataclass_fields__)

@@ -5,6 +5,7 @@ batch-bound op is the final RESHAPE to [2, 192]; ``free_batch`` rewrites that co
 [-1, 192] in memory (the file on disk keeps its checksum), after which the interpreter takes
 any batch size. Interpreters are kept per batch size, since resizing one re-plans XNNPACK.
 """
+
 from __future__ import annotations
 
 import os
@@ -73,8 +74,9 @@ def free_batch(model: bytes) -> bytes | None:
 
 
 class TFLiteEmbedder(Embedder):
-    def __init__(self, path: Path, *, name: str, dim: int, convention: InputConvention,
-                 num_threads: int | None = None) -> None:
+    def __init__(
+        self, path: Path, *, name: str, dim: int, convention: InputConvention, num_threads: int | None = None
+    ) -> None:
         if not Path(path).is_file():
             raise ModelError(f"Model file {path} not found: run `manage.py fetch_models`.")
         self.name, self.dim, self.convention = name, dim, convention

@@ -18,9 +18,9 @@ import numpy as np
 from .protocol import assign_folds
 
 __all__ = [
+    "LFW_IMAGE_DIRS",
     "ImageRef",
     "PairSet",
-    "LFW_IMAGE_DIRS",
     "load_benchmark",
     "read_bin",
     "read_cfp",
@@ -72,9 +72,7 @@ class PairSet:
         self.folds = np.asarray(self.folds, dtype=np.int64)
         n = self.pairs.shape[0]
         if self.same.shape != (n,) or self.folds.shape != (n,):
-            raise ValueError(
-                f"{self.name}: {n} pairs but same has shape {self.same.shape}, folds {self.folds.shape}"
-            )
+            raise ValueError(f"{self.name}: {n} pairs but same has shape {self.same.shape}, folds {self.folds.shape}")
         if n and (self.pairs.min() < 0 or self.pairs.max() >= len(self.images)):
             raise ValueError(f"{self.name}: pair index out of range for {len(self.images)} images")
 
@@ -214,8 +212,13 @@ def read_cfp(data_dir: Path, protocol: str) -> PairSet:
                 pairs.append((index.add(frontal[i]), index.add(second[j])))
                 same.append(is_same)
                 folds.append(fold)
-    return PairSet(f"cfp_{protocol.lower()}", index.images, np.asarray(pairs, dtype=np.int64).reshape(-1, 2),
-                   np.asarray(same, dtype=bool), np.asarray(folds, dtype=np.int64))
+    return PairSet(
+        f"cfp_{protocol.lower()}",
+        index.images,
+        np.asarray(pairs, dtype=np.int64).reshape(-1, 2),
+        np.asarray(same, dtype=bool),
+        np.asarray(folds, dtype=np.int64),
+    )
 
 
 def _read_cfp_list(path: Path) -> dict[int, Path]:
@@ -268,7 +271,7 @@ def read_bin(path: Path) -> PairSet:
     """
     path = Path(path)
     with path.open("rb") as handle:
-        loaded = pickle.load(handle, encoding="bytes")  # noqa: S301 - operator-chosen benchmark file
+        loaded = pickle.load(handle, encoding="bytes")
     if not isinstance(loaded, (tuple, list)) or len(loaded) != 2:
         raise ValueError(f"{path}: expected a pickled (bins, issame_list) pair")
     bins, issame = loaded

@@ -78,9 +78,7 @@ def _check_pairs(scores: np.ndarray, same: np.ndarray) -> tuple[np.ndarray, np.n
 def _split_classes(scores: np.ndarray, same: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
     pos, neg = scores[same], scores[~same]
     if pos.size == 0 or neg.size == 0:
-        raise ValueError(
-            f"{what} needs both same and different pairs (got {pos.size} same, {neg.size} different)"
-        )
+        raise ValueError(f"{what} needs both same and different pairs (got {pos.size} same, {neg.size} different)")
     return pos, neg
 
 

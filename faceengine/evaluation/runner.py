@@ -4,11 +4,12 @@ Each distinct image is embedded once, however many pairs use it. A portrait whos
 cannot find even on the harder second pass falls back to a centre crop; those images are
 counted and reported, since their pairs score near chance.
 """
+
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 import numpy as np
 
@@ -33,18 +34,21 @@ class BenchmarkReport:
 
     def as_dict(self) -> dict:
         data = self.result.as_dict()
-        data.update({
-            "fallbacks": self.fallbacks,
-            "second_pass": self.second_pass,
-            "pairs_with_fallback": self.pairs_with_fallback,
-            "accuracy_without_fallback_pairs": self.accuracy_without_fallback,
-            "accuracy_without_second_pass": self.accuracy_without_second_pass,
-        })
+        data.update(
+            {
+                "fallbacks": self.fallbacks,
+                "second_pass": self.second_pass,
+                "pairs_with_fallback": self.pairs_with_fallback,
+                "accuracy_without_fallback_pairs": self.accuracy_without_fallback,
+                "accuracy_without_second_pass": self.accuracy_without_second_pass,
+            }
+        )
         return data
 
 
-def embed_pairset(pairset: PairSet, recognizer: Recognizer,
-                  progress: Progress = lambda items: items) -> tuple[np.ndarray, list[str], dict]:
+def embed_pairset(
+    pairset: PairSet, recognizer: Recognizer, progress: Progress = lambda items: items
+) -> tuple[np.ndarray, list[str], dict]:
     """(embeddings (n_images, dim), how each was found, {index: centre-crop embedding} for the
     images only the second pass found) for every image of the set."""
     embeddings = np.zeros((len(pairset.images), recognizer.dim), np.float32)
@@ -65,8 +69,9 @@ def score_pairs(embeddings: np.ndarray, pairs: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->i", embeddings[pairs[:, 0]], embeddings[pairs[:, 1]])
 
 
-def evaluate_pairset(pairset: PairSet, recognizer: Recognizer,
-                     progress: Progress = lambda items: items) -> BenchmarkReport:
+def evaluate_pairset(
+    pairset: PairSet, recognizer: Recognizer, progress: Progress = lambda items: items
+) -> BenchmarkReport:
     embeddings, hows, blind = embed_pairset(pairset, recognizer, progress)
     scores = score_pairs(embeddings, pairset.pairs)
     result = kfold_verification(scores, pairset.same, pairset.folds)
@@ -76,7 +81,8 @@ def evaluate_pairset(pairset: PairSet, recognizer: Recognizer,
         for index, vector in blind.items():
             first_pass_only[index] = vector
         without_second_pass = kfold_verification(
-            score_pairs(first_pass_only, pairset.pairs), pairset.same, pairset.folds).accuracy
+            score_pairs(first_pass_only, pairset.pairs), pairset.same, pairset.folds
+        ).accuracy
     fallback_image = np.array([how == "fallback" for how in hows], bool)
     pair_has_fallback = fallback_image[pairset.pairs].any(axis=1)
     clean_accuracy = None
@@ -86,7 +92,11 @@ def evaluate_pairset(pairset: PairSet, recognizer: Recognizer,
         clean_accuracy = float(np.mean((scores[keep] >= result.threshold) == pairset.same[keep]))
     counts = Counter(hows)
     return BenchmarkReport(
-        name=pairset.name, result=result, fallbacks=counts["fallback"],
-        second_pass=counts["second_pass"], pairs_with_fallback=int(pair_has_fallback.sum()),
-        accuracy_without_fallback=clean_accuracy, accuracy_without_second_pass=without_second_pass,
+        name=pairset.name,
+        result=result,
+        fallbacks=counts["fallback"],
+        second_pass=counts["second_pass"],
+        pairs_with_fallback=int(pair_has_fallback.sum()),
+        accuracy_without_fallback=clean_accuracy,
+        accuracy_without_second_pass=without_second_pass,
     )

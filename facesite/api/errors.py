@@ -7,6 +7,7 @@ generic 500 in the same shape (never a traceback). A database that cannot be rea
 ``database_unavailable`` with Retry-After (facesite.db_unavailable), a full disk a 507
 ``storage_full`` (facesite.disk_full): both say "try again later", neither is the client's fault.
 """
+
 from __future__ import annotations
 
 import logging
@@ -73,8 +74,9 @@ class ApiError(FacesiteError):
     """An error the API raises itself, with a stable code and, where the code does not say it,
     a status."""
 
-    def __init__(self, code: str, message: str, *, status_code: int | None = None,
-                 details: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, code: str, message: str, *, status_code: int | None = None, details: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(message, code=code, details=details)
         self.http_status = status_code
 
@@ -115,8 +117,11 @@ def exception_handler(exc, context):
     elif db_unavailable.is_database_unavailable(exc):
         logger.warning("Database unavailable in %s: %s", context.get("view").__class__.__name__, exc)
         body = db_unavailable.database_unavailable_body()
-        return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE,
-                        headers={"Retry-After": str(db_unavailable.RETRY_AFTER_SECONDS)})
+        return Response(
+            body,
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(db_unavailable.RETRY_AFTER_SECONDS)},
+        )
     elif is_disk_full(exc):
         logger.error("Storage full in %s: %s", context.get("view").__class__.__name__, exc)
         code, message, details, status_code = STORAGE_FULL_CODE, STORAGE_FULL_MESSAGE, {}, 507
@@ -144,6 +149,8 @@ def exception_handler(exc, context):
         return response
     else:
         logger.exception("Unhandled error in %s", context.get("view").__class__.__name__)
-        return Response(error_body("internal_error", "Something went wrong on our side; it has been logged."),
-                        status=status.HTTP_500_INTERNAL_SERVER_ERROR)
+        return Response(
+            error_body("internal_error", "Something went wrong on our side; it has been logged."),
+            status=status.HTTP_500_INTERNAL_SERVER_ERROR,
+        )
     return Response(error_body(code, message, details), status=status_code, headers=headers)

@@ -4,6 +4,7 @@ An image arrives as a multipart file or, in a JSON body, as a base64 string (a `
 fine). Either way the field returns ``(name, bytes)``, read up to the size limit plus one byte;
 the type is decided later by the engine from the content, never from the name.
 """
+
 from __future__ import annotations
 
 import base64
@@ -78,9 +79,13 @@ def json_variant(serializer_class: type[serializers.Serializer]) -> type[seriali
         if isinstance(field, ImageUploadField):
             attrs[name] = Base64ImageField(required=field.required, help_text=field.help_text)
         elif isinstance(field, serializers.ListField) and isinstance(field.child, ImageUploadField):
-            attrs[name] = serializers.ListField(child=Base64ImageField(), required=field.required,
-                                                min_length=field.min_length, max_length=field.max_length,
-                                                help_text=field.help_text)
+            attrs[name] = serializers.ListField(
+                child=Base64ImageField(),
+                required=field.required,
+                min_length=field.min_length,
+                max_length=field.max_length,
+                help_text=field.help_text,
+            )
     variant = type(serializer_class.__name__ + "Json", (serializer_class,), attrs)
     _JSON_VARIANTS[serializer_class] = variant
     return variant

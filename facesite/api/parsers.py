@@ -5,6 +5,7 @@ ValueError DRF turns into a ParseError) somewhere near 1,000 levels: a 500 for a
 Bodies are also refused well before that depth, so that the serializers, which recurse as
 well, never meet one.
 """
+
 from __future__ import annotations
 
 from typing import Any

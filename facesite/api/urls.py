@@ -1,4 +1,5 @@
 """/api/: the versioned REST API (v1), its OpenAPI schema and the interactive docs."""
+
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
@@ -6,20 +7,26 @@ from facesite.api import views as api_views
 from members import api as members_api
 from recognition import api as recognition_api
 
-v1 = ([
-    path("recognize", recognition_api.RecognizeView.as_view(), name="recognize"),
-    path("jobs/<int:job_id>", recognition_api.JobDetailView.as_view(), name="job-detail"),
-    path("detect", recognition_api.DetectView.as_view(), name="detect"),
-    path("embeddings", recognition_api.EmbeddingsView.as_view(), name="embeddings"),
-    path("verify", recognition_api.VerifyView.as_view(), name="verify"),
-    path("members", members_api.MemberListView.as_view(), name="member-list"),
-    path("members/bulk", members_api.MemberBulkView.as_view(), name="member-bulk"),
-    path("members/bulk/<str:bulk_id>", members_api.MemberBulkDetailView.as_view(), name="member-bulk-detail"),
-    path("members/<int:member_id>", members_api.MemberDetailView.as_view(), name="member-detail"),
-    path("members/<int:member_id>/faces", members_api.MemberFacesView.as_view(), name="member-faces"),
-    path("members/<int:member_id>/faces/<int:face_id>", members_api.MemberFaceDetailView.as_view(),
-         name="member-face-detail"),
-], "api")
+v1 = (
+    [
+        path("recognize", recognition_api.RecognizeView.as_view(), name="recognize"),
+        path("jobs/<int:job_id>", recognition_api.JobDetailView.as_view(), name="job-detail"),
+        path("detect", recognition_api.DetectView.as_view(), name="detect"),
+        path("embeddings", recognition_api.EmbeddingsView.as_view(), name="embeddings"),
+        path("verify", recognition_api.VerifyView.as_view(), name="verify"),
+        path("members", members_api.MemberListView.as_view(), name="member-list"),
+        path("members/bulk", members_api.MemberBulkView.as_view(), name="member-bulk"),
+        path("members/bulk/<str:bulk_id>", members_api.MemberBulkDetailView.as_view(), name="member-bulk-detail"),
+        path("members/<int:member_id>", members_api.MemberDetailView.as_view(), name="member-detail"),
+        path("members/<int:member_id>/faces", members_api.MemberFacesView.as_view(), name="member-faces"),
+        path(
+            "members/<int:member_id>/faces/<int:face_id>",
+            members_api.MemberFaceDetailView.as_view(),
+            name="member-face-detail",
+        ),
+    ],
+    "api",
+)
 
 urlpatterns = [
     path("v1/", include(v1)),

@@ -1,4 +1,5 @@
 """The base of every /api/v1/ view, and the helpers of their OpenAPI descriptions."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -36,11 +37,14 @@ def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
     return {code: OpenApiResponse(ErrorResponse, description=_ERROR_TEXT.get(code, "Error.")) for code in wanted}
 
 
-def image_request(serializer_class: type[serializers.Serializer],
-                  json_serializer: type[serializers.Serializer] | None = None) -> dict[str, Any]:
+def image_request(
+    serializer_class: type[serializers.Serializer], json_serializer: type[serializers.Serializer] | None = None
+) -> dict[str, Any]:
     """A request body that is multipart (files) or JSON (base64 strings)."""
-    return {"multipart/form-data": serializer_class,
-            "application/json": json_serializer or json_variant(serializer_class)}
+    return {
+        "multipart/form-data": serializer_class,
+        "application/json": json_serializer or json_variant(serializer_class),
+    }
 
 
 def valid_id(value: Any) -> int | None:

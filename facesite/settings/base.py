@@ -1,4 +1,5 @@
 """Settings shared by every environment. Values that differ come from the environment."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,7 +26,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "recognition",
     "members",
-    # --- REST API (accounts: hashed API tokens; drf_spectacular: the OpenAPI schema)
+    # accounts: hashed API tokens; drf_spectacular: the OpenAPI schema
     "accounts",
     "drf_spectacular",
 ]
@@ -136,13 +137,10 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 # Everything that runs the engine goes to its own queue, served by workers that load the model.
 CELERY_TASK_ROUTES = {
     "recognition.tasks.*": {"queue": "recognition"},
-    "members.tasks.*": {"queue": "recognition"},
-    # --- recognition jobs (worker engineer): the members tasks are named "members.<name>",
-    # so the pattern above misses them; enrolment uploads must reach the engine workers too.
+    # The members tasks are named "members.<name>": enrolment uploads reach the engine workers too.
     "members.*": {"queue": "recognition"},
-    # --- end recognition jobs
 }
-# --- recognition jobs (worker engineer) ----------------------------------------------------
+# --- Recognition jobs ------------------------------------------------------------------------
 # A worker killed mid-task leaves its message unacknowledged in Redis; a running worker puts it
 # back on the queue once it is older than the visibility timeout (which must exceed the task time
 # limit), checking every interval x throttle seconds.
@@ -155,7 +153,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 # so its worker is surely gone) and may be claimed again, at most FACESITE_JOB_MAX_ATTEMPTS times.
 FACESITE_JOB_MAX_ATTEMPTS = env_int("FACESITE_JOB_MAX_ATTEMPTS", 3)
 FACESITE_JOB_STALE_AFTER = env_int("FACESITE_JOB_STALE_AFTER", CELERY_TASK_TIME_LIMIT + 30)
-# --- faults: jobs whose message was lost (Redis restarted without persistence) ----------------
+# Jobs whose message was lost (Redis restarted without persistence):
 # recognition.services.jobs_requeue_stale re-sends a job queued (or claimed, with a stale claim)
 # for longer than REQUEUE_AFTER seconds, at most MAX_REQUEUES times, then fails it with the
 # reason. It runs when a worker starts, from beat every REQUEUE_INTERVAL s, and as
@@ -168,11 +166,9 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(env_int("FACESITE_JOB_REQUEUE_INTERVAL", 60)),
     },
 }
-# --- end faults
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
-# --- end recognition jobs
 
 # --- The recognition engine -----------------------------------------------------------------
 # The engine itself knows nothing of Django: facesite.engine turns this block into an
@@ -214,7 +210,6 @@ LOGGING = logging_config(LOG_FORMAT, env_str("FACESITE_LOG_LEVEL", "INFO"))
 # (TensorFlow) into the web process to answer, instead of checking that its file is there.
 FACESITE_READINESS_TIMEOUT = env_float("FACESITE_READINESS_TIMEOUT", 2.0)
 FACESITE_READINESS_LOAD_ENGINE = env_bool("FACESITE_READINESS_LOAD_ENGINE", False)
-# --- end Logs and health
 
 # --- REST API -------------------------------------------------------------------------------
 # /api/v1/: token auth (accounts.ApiToken, hashed) or the session of the pages; every error is
@@ -255,7 +250,7 @@ FACESITE_API_MAX_ZIP_UNPACKED_BYTES = env_int("FACESITE_API_MAX_ZIP_UNPACKED_BYT
 SPECTACULAR_SETTINGS = {
     "TITLE": "facesite API",
     "DESCRIPTION": "Face detection, recognition and member enrolment. Authenticate with "
-                   "`Authorization: Token <token>` (manage.py create_api_token USERNAME).",
+    "`Authorization: Token <token>` (manage.py create_api_token USERNAME).",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
@@ -264,9 +259,9 @@ SPECTACULAR_SETTINGS = {
 # The rate-limit counts live in the cache. Without FACESITE_CACHE_URL (redis://host:6379/1)
 # each process counts on its own (Django's local-memory cache): set it when serving with several.
 if env_str("FACESITE_CACHE_URL", ""):
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
-                          "LOCATION": env_str("FACESITE_CACHE_URL")}}
-# --- end REST API ---------------------------------------------------------------------------
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": env_str("FACESITE_CACHE_URL")}
+    }
 
 # --- Security: login throttling -------------------------------------------------------------
 # After LOGIN_THROTTLE_ATTEMPTS failed log-ins for one username, or LOGIN_THROTTLE_IP_ATTEMPTS
@@ -279,4 +274,3 @@ LOGIN_THROTTLE_WINDOW = env_int("LOGIN_THROTTLE_WINDOW", 15 * 60)
 # Behind a reverse proxy every caller has the proxy's REMOTE_ADDR: set this to 1 there, and only
 # there, to count by the last X-Forwarded-For hop (the address the proxy saw).
 LOGIN_THROTTLE_TRUST_X_FORWARDED_FOR = env_bool("LOGIN_THROTTLE_TRUST_X_FORWARDED_FOR", False)
-# --- end Security

@@ -2,7 +2,8 @@
 
 Everything here is for one person on one laptop; production settings live in prod.py.
 """
-from .base import *  # noqa: F401,F403
+
+from .base import *  # noqa: F403
 from .env import env_str
 
 DEBUG = True

@@ -1,4 +1,5 @@
 """Helpers that read settings from the environment and fail loudly when a value is malformed."""
+
 from __future__ import annotations
 
 import os

@@ -4,13 +4,14 @@ Start-up fails with ImproperlyConfigured naming the variable when something requ
 nothing here has a default password or key. `manage.py check --deploy` is clean with the
 documented environment (tests/deploy/test_prod_settings.py runs it).
 """
+
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
 from facesite.log import logging_config
 
-from .base import *  # noqa: F401,F403
+from .base import *  # noqa: F403
 from .base import DATABASES, STATIC_ROOT  # the same objects, named for the linters
 from .env import env_bool, env_int, env_list, env_str
 
@@ -23,11 +24,15 @@ def _required(name: str, example: str) -> str:
 
 
 DEBUG = False
-SECRET_KEY = _required("DJANGO_SECRET_KEY", "the output of `python -c 'import secrets; print(secrets.token_urlsafe(50))'`")
+SECRET_KEY = _required(
+    "DJANGO_SECRET_KEY", "the output of `python -c 'import secrets; print(secrets.token_urlsafe(50))'`"
+)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", [])
 if not ALLOWED_HOSTS:
-    raise ImproperlyConfigured("DJANGO_ALLOWED_HOSTS is required in production, e.g. facesite.example.org "
-                               "(comma-separated; the host names clients and health probes use).")
+    raise ImproperlyConfigured(
+        "DJANGO_ALLOWED_HOSTS is required in production, e.g. facesite.example.org "
+        "(comma-separated; the host names clients and health probes use)."
+    )
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 
 # --- Database: one server database shared by the web and every worker ------------------------
@@ -35,8 +40,10 @@ CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 # workers on other machines). Connections persist for CONN_MAX_AGE s, tested before reuse.
 _required("DATABASE_URL", "mysql://facesite:PASSWORD@db.example:3306/facesite")
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    raise ImproperlyConfigured("DATABASE_URL names SQLite: production needs MySQL/MariaDB shared by the web "
-                               "and the workers, e.g. mysql://facesite:PASSWORD@db.example:3306/facesite.")
+    raise ImproperlyConfigured(
+        "DATABASE_URL names SQLite: production needs MySQL/MariaDB shared by the web "
+        "and the workers, e.g. mysql://facesite:PASSWORD@db.example:3306/facesite."
+    )
 DATABASES["default"]["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.mysql":
@@ -50,8 +57,9 @@ CELERY_TASK_ALWAYS_EAGER = False
 # --- HTTPS. Behind a TLS-terminating proxy that sets X-Forwarded-Proto (and strips it from
 # clients), keep the defaults. DJANGO_SECURE_SSL_REDIRECT=0 only where the proxy itself redirects
 # http to https (or for a local trial over plain http, with DJANGO_SECURE_COOKIES=0 too).
-SECURE_PROXY_SSL_HEADER = (("HTTP_X_FORWARDED_PROTO", "https")
-                           if env_bool("DJANGO_TRUST_X_FORWARDED_PROTO", True) else None)
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("DJANGO_TRUST_X_FORWARDED_PROTO", True) else None
+)
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
 # Probes talk plain http to gunicorn directly: no redirect for them.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]

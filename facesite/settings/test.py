@@ -1,9 +1,10 @@
 """Test settings: the database comes from DATABASE_URL (MariaDB in CI), SQLite otherwise."""
+
 import os
 import tempfile
 from pathlib import Path
 
-from .base import *  # noqa: F401,F403
+from .base import *  # noqa: F403
 
 DEBUG = False
 SECRET_KEY = "test-only-key"

@@ -4,6 +4,7 @@ Improved residual units: BN -> conv3x3 -> BN -> act -> conv3x3(stride) -> BN, pl
 shortcut (1x1 conv + BN when the shape changes). Stem: conv3x3 stride 1 + BN + act; four stages
 of 64/128/256/512 channels, each starting with a stride-2 unit (112 -> 56 -> 28 -> 14 -> 7).
 """
+
 from __future__ import annotations
 
 import keras
@@ -34,8 +35,14 @@ def _unit(x, filters: int, stride: int, act: str, name: str):
     return layers.Add(name=f"{name}_add")([shortcut, y])
 
 
-def iresnet(depth_name: str, *, embedding_size: int = 512, input_size: int = 112,
-            activation_name: str = "prelu", dropout: float = 0.0) -> keras.Model:
+def iresnet(
+    depth_name: str,
+    *,
+    embedding_size: int = 512,
+    input_size: int = 112,
+    activation_name: str = "prelu",
+    dropout: float = 0.0,
+) -> keras.Model:
     """An IResNet embedding model: normalised NHWC float images -> un-normalised embedding."""
     if depth_name not in DEPTHS:
         raise ValueError(f"unknown IResNet {depth_name!r}; known: {sorted(DEPTHS)}")

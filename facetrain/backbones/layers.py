@@ -2,6 +2,7 @@
 
 Only built-in Keras layers, so a saved ``.keras`` backbone loads anywhere without custom objects.
 """
+
 from __future__ import annotations
 
 import keras
@@ -25,16 +26,16 @@ def check_activation(name: str) -> str:
 def activation(x, kind: str, name: str):
     """PReLU with one learnt slope per channel (insightface), or a fixed leaky/plain ReLU."""
     if kind == "prelu":
-        return layers.PReLU(alpha_initializer=keras.initializers.Constant(0.25), shared_axes=[1, 2],
-                            name=name)(x)
+        return layers.PReLU(alpha_initializer=keras.initializers.Constant(0.25), shared_axes=[1, 2], name=name)(x)
     if kind == "leaky_relu":
         return layers.LeakyReLU(negative_slope=LEAKY_SLOPE, name=name)(x)
     return layers.ReLU(name=name)(x)
 
 
 def batch_norm(x, name: str, *, scale: bool = True, dtype: str | None = None):
-    return layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, scale=scale, name=name,
-                                     **({"dtype": dtype} if dtype else {}))(x)
+    return layers.BatchNormalization(
+        momentum=BN_MOMENTUM, epsilon=BN_EPSILON, scale=scale, name=name, **({"dtype": dtype} if dtype else {})
+    )(x)
 
 
 def conv(x, filters: int, kernel: int, stride: int, name: str):
@@ -45,9 +46,16 @@ def conv(x, filters: int, kernel: int, stride: int, name: str):
     """
     if kernel > 1:
         x = layers.ZeroPadding2D(kernel // 2, name=f"{name}_pad")(x)
-    return layers.Conv2D(filters, kernel, strides=stride, padding="valid", use_bias=False,
-                         kernel_initializer="he_normal",
-                         kernel_regularizer=keras.regularizers.L2(WEIGHT_DECAY / 2), name=name)(x)
+    return layers.Conv2D(
+        filters,
+        kernel,
+        strides=stride,
+        padding="valid",
+        use_bias=False,
+        kernel_initializer="he_normal",
+        kernel_regularizer=keras.regularizers.L2(WEIGHT_DECAY / 2),
+        name=name,
+    )(x)
 
 
 def embedding_head(x, embedding_size: int, dropout: float, name: str = "embedding"):
@@ -60,6 +68,10 @@ def embedding_head(x, embedding_size: int, dropout: float, name: str = "embeddin
     if dropout > 0:
         x = layers.Dropout(dropout, name=f"{name}_dropout")(x)
     x = layers.Flatten(name=f"{name}_flatten")(x)
-    x = layers.Dense(embedding_size, kernel_initializer="glorot_normal",
-                     kernel_regularizer=keras.regularizers.L2(WEIGHT_DECAY / 2), name=f"{name}_fc")(x)
+    x = layers.Dense(
+        embedding_size,
+        kernel_initializer="glorot_normal",
+        kernel_regularizer=keras.regularizers.L2(WEIGHT_DECAY / 2),
+        name=f"{name}_fc",
+    )(x)
     return batch_norm(x, f"{name}_bn_out", scale=False, dtype="float32")

@@ -14,6 +14,7 @@ built-in layers are used, so a saved ``.keras`` file loads without custom object
 Layer order matters: ``tflite_import`` pairs the model's conv/PReLU layers with the file's ops in
 execution order, which is the order in which they are created below.
 """
+
 from __future__ import annotations
 
 import keras
@@ -38,15 +39,13 @@ def _prelu(x, name: str):
     return layers.PReLU(shared_axes=[1, 2], name=f"{name}_prelu")(x)
 
 
-def _conv(x, filters: int, kernel: int, *, stride: int = 1, name: str, act: bool = True,
-          padding: str = "same"):
+def _conv(x, filters: int, kernel: int, *, stride: int = 1, name: str, act: bool = True, padding: str = "same"):
     x = layers.Conv2D(filters, kernel, strides=stride, padding=padding, use_bias=False, name=name)(x)
     x = _bn(x, name)
     return _prelu(x, name) if act else x
 
 
-def _depthwise(x, kernel: int, *, stride: int = 1, name: str, act: bool = True,
-               padding: str = "same"):
+def _depthwise(x, kernel: int, *, stride: int = 1, name: str, act: bool = True, padding: str = "same"):
     x = layers.DepthwiseConv2D(kernel, strides=stride, padding=padding, use_bias=False, name=name)(x)
     x = _bn(x, name)
     return _prelu(x, name) if act else x
@@ -62,8 +61,7 @@ def _bottleneck(x, expansion: int, out_channels: int, stride: int, *, residual: 
     return x
 
 
-def mobilefacenet(*, embedding_size: int = 192, input_size: int = 112,
-                  name: str = "mobilefacenet") -> keras.Model:
+def mobilefacenet(*, embedding_size: int = 192, input_size: int = 112, name: str = "mobilefacenet") -> keras.Model:
     """float32 NHWC faces normalised as (x - 127.5) / 128 -> un-normalised embedding.
 
     With ``embedding_size=192`` and ``input_size=112`` this is the default model's graph, ready
@@ -84,9 +82,14 @@ def mobilefacenet(*, embedding_size: int = 192, input_size: int = 112,
             block_stride = stride if block == 0 else 1
             # A shortcut wherever the shape is kept, as in the file (also the first block of
             # stages 3 and 5, which neither downsample nor change the width).
-            x = _bottleneck(x, expansion, out_channels, block_stride,
-                            residual=block_stride == 1 and channels == out_channels,
-                            name=f"stage{stage}_block{block}")
+            x = _bottleneck(
+                x,
+                expansion,
+                out_channels,
+                block_stride,
+                residual=block_stride == 1 and channels == out_channels,
+                name=f"stage{stage}_block{block}",
+            )
             channels = out_channels
     x = _conv(x, 512, 1, name="head_conv")
     # Global depthwise conv: one 7x7 (for 112 inputs) weighted pooling per channel, no activation.

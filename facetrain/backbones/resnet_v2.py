@@ -11,6 +11,7 @@ first unit of each of the four stages (64/128/256/512 channels), ending at 7x7.
 1x1 -> 3x3 -> 1x1 units (width/4 inside) for the ablation. The activation is a flag
 (PReLU by default, leaky ReLU for the original's ablation).
 """
+
 from __future__ import annotations
 
 import keras
@@ -51,8 +52,15 @@ def _unit(x, filters: int, stride: int, act: str, kind: str, name: str):
     return layers.Add(name=f"{name}_add")([shortcut, residual])
 
 
-def resnet_v2_m(depth_name: str = "resnet_v2_m_50", *, embedding_size: int = 512, input_size: int = 112,
-                activation_name: str = "prelu", dropout: float = 0.0, unit: str = "basic") -> keras.Model:
+def resnet_v2_m(
+    depth_name: str = "resnet_v2_m_50",
+    *,
+    embedding_size: int = 512,
+    input_size: int = 112,
+    activation_name: str = "prelu",
+    dropout: float = 0.0,
+    unit: str = "basic",
+) -> keras.Model:
     """A pre-activation ResNet embedding model (normalised NHWC float images -> embedding)."""
     if depth_name not in DEPTHS:
         raise ValueError(f"unknown ResNet-v2-m {depth_name!r}; known: {sorted(DEPTHS)}")

@@ -5,12 +5,13 @@ serves with (train on what you serve), and the crops are cached as PNG under
 ``cache/<person>/<photo>.png``: later runs and epochs read the cache and never detect again.
 A photo without a face is skipped, not centre-cropped, so no blind crop pollutes training.
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
 
 import cv2
 import numpy as np
@@ -22,7 +23,7 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 # encoded photo -> aligned RGB uint8 crop, or None when no face was found
 Aligner = Callable[[bytes], "np.ndarray | None"]
 
-__all__ = ["IdentityFolder", "scan_identities", "align_identities", "engine_aligner", "IMAGE_SUFFIXES"]
+__all__ = ["IMAGE_SUFFIXES", "IdentityFolder", "align_identities", "engine_aligner", "scan_identities"]
 
 
 @dataclass
@@ -81,8 +82,13 @@ def engine_aligner(detector, size: int = 112, limits=None) -> Aligner:
     return align
 
 
-def align_identities(folder: IdentityFolder, root: Path, cache: Path, aligner: Aligner,
-                     progress: Callable[[Iterable], Iterable] = lambda items: items) -> IdentityFolder:
+def align_identities(
+    folder: IdentityFolder,
+    root: Path,
+    cache: Path,
+    aligner: Aligner,
+    progress: Callable[[Iterable], Iterable] = lambda items: items,
+) -> IdentityFolder:
     """The same identities, pointing at aligned crops in ``cache`` (made where missing).
 
     A ``<photo>.noface`` marker remembers photos without a face so they are not re-detected.

@@ -4,6 +4,7 @@ Every source is first reduced to a dataset of (encoded image bytes, class id); t
 turns that into training batches of float32 NHWC images in the engine's convention,
 (x - 127.5) / 128 on RGB, and int32 labels.
 """
+
 from __future__ import annotations
 
 import threading
@@ -16,8 +17,16 @@ from .folder import IdentityFolder, scan_identities
 from .recordio import FacePack
 from .tfrecord import read_tfrecord_meta, tfrecord_dataset
 
-__all__ = ["TrainingData", "open_training_data", "folder_source", "recordio_source", "batches",
-           "preprocess", "MEAN", "STD"]
+__all__ = [
+    "MEAN",
+    "STD",
+    "TrainingData",
+    "batches",
+    "folder_source",
+    "open_training_data",
+    "preprocess",
+    "recordio_source",
+]
 
 MEAN, STD = 127.5, 128.0
 
@@ -44,8 +53,14 @@ def folder_source(folder: IdentityFolder) -> TrainingData:
     files = tf.constant([str(p) for p in folder.files])
     labels = tf.constant(folder.labels, tf.int32)
     keys = tf.data.Dataset.from_tensor_slices((files, labels))
-    return TrainingData(keys, lambda path, label: (tf.io.read_file(path), label), len(folder),
-                        folder.classes, "folder", list(folder.names))
+    return TrainingData(
+        keys,
+        lambda path, label: (tf.io.read_file(path), label),
+        len(folder),
+        folder.classes,
+        "folder",
+        list(folder.names),
+    )
 
 
 def recordio_source(rec_path: Path, idx_path: Path | None = None) -> TrainingData:
@@ -65,8 +80,9 @@ def recordio_source(rec_path: Path, idx_path: Path | None = None) -> TrainingDat
     return TrainingData(tf.data.Dataset.range(len(pack)), lookup, len(pack), pack.count_classes(), "recordio")
 
 
-def open_training_data(path: Path, *, min_images: int = 1, aligned_cache: Path | None = None,
-                       aligner=None, progress=lambda items: items) -> TrainingData:
+def open_training_data(
+    path: Path, *, min_images: int = 1, aligned_cache: Path | None = None, aligner=None, progress=lambda items: items
+) -> TrainingData:
     """Open a training set by what ``path`` holds.
 
     * ``train.rec`` (or a folder with one, plus its ``.idx``): an insightface RecordIO pack;
@@ -82,14 +98,21 @@ def open_training_data(path: Path, *, min_images: int = 1, aligned_cache: Path |
     records = [path] if path.suffix == ".tfrecord" else sorted(path.glob("*.tfrecord")) if path.is_dir() else []
     if records:
         meta = read_tfrecord_meta(records)
-        return TrainingData(tfrecord_dataset(records), lambda image, label: (image, label), meta["examples"],
-                            meta["classes"], "tfrecord", indexable=False)
+        return TrainingData(
+            tfrecord_dataset(records),
+            lambda image, label: (image, label),
+            meta["examples"],
+            meta["classes"],
+            "tfrecord",
+            indexable=False,
+        )
     folder = scan_identities(path, min_images=min_images)
     if aligner is not None:
         from .folder import align_identities
 
-        folder = align_identities(folder, path, aligned_cache or path.parent / f"{path.name}-aligned",
-                                  aligner, progress)
+        folder = align_identities(
+            folder, path, aligned_cache or path.parent / f"{path.name}-aligned", aligner, progress
+        )
     return folder_source(folder)
 
 
@@ -104,9 +127,17 @@ def preprocess(image_bytes, input_size: int, *, flip: bool):
     return image
 
 
-def batches(data: TrainingData, *, batch_size: int, input_size: int, shuffle: bool = True,
-            flip: bool = True, repeat: bool = True, seed: int | None = None,
-            shuffle_buffer: int = 20_000) -> tf.data.Dataset:
+def batches(
+    data: TrainingData,
+    *,
+    batch_size: int,
+    input_size: int,
+    shuffle: bool = True,
+    flip: bool = True,
+    repeat: bool = True,
+    seed: int | None = None,
+    shuffle_buffer: int = 20_000,
+) -> tf.data.Dataset:
     """Training batches (images, labels); full batches only, so every replica gets equal shares."""
     dataset = data.keys
     if shuffle:
@@ -115,8 +146,8 @@ def batches(data: TrainingData, *, batch_size: int, input_size: int, shuffle: bo
     if repeat:
         dataset = dataset.repeat()
     dataset = dataset.map(data.load, num_parallel_calls=tf.data.AUTOTUNE)
-    dataset = dataset.map(lambda image, label: (preprocess(image, input_size, flip=flip), label),
-                          num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.map(
+        lambda image, label: (preprocess(image, input_size, flip=flip), label), num_parallel_calls=tf.data.AUTOTUNE
+    )
     dataset = dataset.batch(batch_size, drop_remainder=True)
     return dataset.prefetch(tf.data.AUTOTUNE)
-

@@ -17,18 +17,20 @@ insightface convention: record 0 is a header whose labels ``(a, b)`` say images 
 of its images), so there are ``b - a`` classes. The ``.idx`` file maps keys to byte offsets,
 one ``key<TAB>offset`` per line.
 """
+
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterable, Iterator
+from typing import BinaryIO
 
 __all__ = [
     "MAGIC",
+    "FacePack",
     "IRHeader",
     "RecordIOReader",
-    "FacePack",
     "pack_record",
     "unpack_record",
     "write_recordio",
@@ -121,7 +123,7 @@ class RecordIOReader:
     def close(self) -> None:
         self._handle.close()
 
-    def __enter__(self) -> "RecordIOReader":
+    def __enter__(self) -> RecordIOReader:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -226,6 +228,7 @@ def write_recordio(rec_path: Path, samples: Iterable[tuple[bytes, int]], idx_pat
         ranges[label] = (start, key + 1)
     offsets = []
     with rec_path.open("wb") as handle:
+
         def put(payload: bytes) -> None:
             offsets.append(handle.tell())
             _write_record(handle, payload)

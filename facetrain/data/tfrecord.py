@@ -4,15 +4,16 @@ Each example has ``image/encoded`` (bytes, JPEG or PNG) and ``image/class`` (int
 sidecar ``<file>.json`` records how many examples and classes the file holds, so training
 needs no pass over the data to size the classifier.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import tensorflow as tf
 
-__all__ = ["write_tfrecord", "read_tfrecord_meta", "tfrecord_dataset", "FEATURES"]
+__all__ = ["FEATURES", "read_tfrecord_meta", "tfrecord_dataset", "write_tfrecord"]
 
 FEATURES = {
     "image/encoded": tf.io.FixedLenFeature([], tf.string),

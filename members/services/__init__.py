@@ -13,6 +13,7 @@ from here (``from members import services``).
 | ``identification`` | 1:N identification of a photo's faces |
 | ``legacy`` | the 2019 project's names: ``add_customs``, ``add_embds``, ``update_customs``, ``del_customs`` |
 """
+
 from __future__ import annotations
 
 from .enrolment import (
@@ -45,10 +46,30 @@ from .results import (
 from .uploads import member_upload_photos, uploads_process
 
 __all__ = [
-    "MODES", "ON_EXISTING", "EnrolmentResult", "FolderSummary", "PhotoOutcome", "PhotoSource",
-    "RecomputeResult", "SkippedFile", "add_customs", "add_embds", "bulk_permissions",
-    "check_bulk_permission", "del_customs", "external_id_taken", "face_delete", "folder_enroll",
-    "identify_faces", "member_add_faces", "member_create", "member_delete",
-    "member_recompute_embeddings", "member_update", "member_upload_photos", "person_files",
-    "update_customs", "uploads_process",
+    "MODES",
+    "ON_EXISTING",
+    "EnrolmentResult",
+    "FolderSummary",
+    "PhotoOutcome",
+    "PhotoSource",
+    "RecomputeResult",
+    "SkippedFile",
+    "add_customs",
+    "add_embds",
+    "bulk_permissions",
+    "check_bulk_permission",
+    "del_customs",
+    "external_id_taken",
+    "face_delete",
+    "folder_enroll",
+    "identify_faces",
+    "member_add_faces",
+    "member_create",
+    "member_delete",
+    "member_recompute_embeddings",
+    "member_update",
+    "member_upload_photos",
+    "person_files",
+    "update_customs",
+    "uploads_process",
 ]

@@ -10,12 +10,14 @@ Every write follows one order, so database locks are held for milliseconds:
 
 Files of deleted faces are removed only after the transaction commits (``on_commit``).
 """
+
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from functools import partial
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 from django.db import IntegrityError, transaction
@@ -61,9 +63,16 @@ from .results import (
 logger = logging.getLogger(__name__)
 
 
-def member_create(*, display_name: str, photos: Sequence[PhotoSource] = (),
-                  external_id: str | None = None, notes: str = "", is_active: bool = True,
-                  progress: Progress | None = None, actor: Any = None) -> EnrolmentResult:
+def member_create(
+    *,
+    display_name: str,
+    photos: Sequence[PhotoSource] = (),
+    external_id: str | None = None,
+    notes: str = "",
+    is_active: bool = True,
+    progress: Progress | None = None,
+    actor: Any = None,
+) -> EnrolmentResult:
     """Create a member from enrolment photos (one face per photo: the largest).
 
     Photos without a face or that cannot be read are reported in ``result.outcomes``; when
@@ -76,8 +85,9 @@ def member_create(*, display_name: str, photos: Sequence[PhotoSource] = (),
         raise InvalidInput("A member needs a display name.")
     external_id = (external_id or "").strip() or None
     if external_id and external_id_taken(external_id):
-        raise DuplicateExternalId(f"A member with external id {external_id!r} already exists.",
-                                  details={"external_id": external_id})
+        raise DuplicateExternalId(
+            f"A member with external id {external_id!r} already exists.", details={"external_id": external_id}
+        )
     photos = list(photos)
     outcomes: list[PhotoOutcome] = []
     prepared: list[PreparedPhoto] = []
@@ -92,32 +102,54 @@ def member_create(*, display_name: str, photos: Sequence[PhotoSource] = (),
         with transaction.atomic():
             try:
                 with transaction.atomic():
-                    member = Member.objects.create(display_name=display_name, external_id=external_id,
-                                                   notes=notes or "", is_active=is_active)
+                    member = Member.objects.create(
+                        display_name=display_name, external_id=external_id, notes=notes or "", is_active=is_active
+                    )
             except IntegrityError:
-                raise DuplicateExternalId(f"A member with external id {external_id!r} already exists.",
-                                          details={"external_id": external_id}) from None
+                raise DuplicateExternalId(
+                    f"A member with external id {external_id!r} already exists.", details={"external_id": external_id}
+                ) from None
             template = None
             if prepared:
                 # Locking the fresh row costs nothing and keeps one rule for every template write.
                 lock_member(member.pk)
                 template = write_faces(member.pk, prepared, names, model_name, dim)
                 bump_gallery_version()
-            audit_record(action=AuditEntry.Action.CREATE, member_id=member.pk, member_name=display_name,
-                         actor=actor, changes={"display_name": display_name, "external_id": external_id,
-                                               "is_active": is_active, "face_ids": [o.face_id for o in outcomes if o.ok],
-                                               "model_name": model_name})
+            audit_record(
+                action=AuditEntry.Action.CREATE,
+                member_id=member.pk,
+                member_name=display_name,
+                actor=actor,
+                changes={
+                    "display_name": display_name,
+                    "external_id": external_id,
+                    "is_active": is_active,
+                    "face_ids": [o.face_id for o in outcomes if o.ok],
+                    "model_name": model_name,
+                },
+            )
     except Exception:
         delete_files(names)
         raise
-    logger.info("Member %s created with %d face(s); %d photo(s) refused.", member.pk,
-                len(prepared), len(outcomes) - len(prepared))
-    return EnrolmentResult(member=member, outcomes=outcomes, model_name=model_name,
-                           template_count=template.count if template else 0)
+    logger.info(
+        "Member %s created with %d face(s); %d photo(s) refused.",
+        member.pk,
+        len(prepared),
+        len(outcomes) - len(prepared),
+    )
+    return EnrolmentResult(
+        member=member, outcomes=outcomes, model_name=model_name, template_count=template.count if template else 0
+    )
 
 
-def member_add_faces(*, member: Member | int, photos: Sequence[PhotoSource], mode: str = "average",
-                     progress: Progress | None = None, actor: Any = None) -> EnrolmentResult:
+def member_add_faces(
+    *,
+    member: Member | int,
+    photos: Sequence[PhotoSource],
+    mode: str = "average",
+    progress: Progress | None = None,
+    actor: Any = None,
+) -> EnrolmentResult:
     """Add enrolment photos to a member.
 
     ``mode="average"`` folds the new faces into the template (add_embds); ``mode="replace"``
@@ -146,26 +178,47 @@ def member_add_faces(*, member: Member | int, photos: Sequence[PhotoSource], mod
                 Template.objects.filter(member_id=member_id).delete()
             template = write_faces(member_id, prepared, names, recognizer.model_name, recognizer.dim)
             bump_gallery_version()
-            audit_record(action=AuditEntry.Action.ADD_FACES, member_id=member_id, member_name=locked.display_name,
-                         actor=actor, changes={"mode": mode, "face_ids": [p.outcome.face_id for p in prepared],
-                                               "replaced_faces": len(old_names),
-                                               "model_name": recognizer.model_name})
+            audit_record(
+                action=AuditEntry.Action.ADD_FACES,
+                member_id=member_id,
+                member_name=locked.display_name,
+                actor=actor,
+                changes={
+                    "mode": mode,
+                    "face_ids": [p.outcome.face_id for p in prepared],
+                    "replaced_faces": len(old_names),
+                    "model_name": recognizer.model_name,
+                },
+            )
             if old_names:
                 transaction.on_commit(partial(delete_files, old_names))
     except Exception:
         delete_files(names)
         raise
-    logger.info("Member %s: %d face(s) added (%s); %d photo(s) refused.", member_id,
-                len(prepared), mode, len(outcomes) - len(prepared))
-    return EnrolmentResult(member=locked, outcomes=outcomes, model_name=recognizer.model_name,
-                           template_count=template.count)
+    logger.info(
+        "Member %s: %d face(s) added (%s); %d photo(s) refused.",
+        member_id,
+        len(prepared),
+        mode,
+        len(outcomes) - len(prepared),
+    )
+    return EnrolmentResult(
+        member=locked, outcomes=outcomes, model_name=recognizer.model_name, template_count=template.count
+    )
 
 
 _UNSET: Any = object()
 
 
-def member_update(*, member: Member | int, display_name: str = _UNSET, external_id: str | None = _UNSET,
-                  notes: str = _UNSET, is_active: bool = _UNSET, actor: Any = None) -> Member:
+def member_update(
+    *,
+    member: Member | int,
+    display_name: str = _UNSET,
+    external_id: str | None = _UNSET,
+    notes: str = _UNSET,
+    is_active: bool = _UNSET,
+    actor: Any = None,
+) -> Member:
     """Change a member's details; activating or deactivating changes the gallery."""
     member_id = member_id_of(member)
     with transaction.atomic():
@@ -181,8 +234,10 @@ def member_update(*, member: Member | int, display_name: str = _UNSET, external_
         if external_id is not _UNSET:
             locked.external_id = (external_id or "").strip() or None
             if locked.external_id and external_id_taken(locked.external_id, exclude_id=member_id):
-                raise DuplicateExternalId(f"A member with external id {locked.external_id!r} already exists.",
-                                          details={"external_id": locked.external_id})
+                raise DuplicateExternalId(
+                    f"A member with external id {locked.external_id!r} already exists.",
+                    details={"external_id": locked.external_id},
+                )
             changed.append("external_id")
         if notes is not _UNSET:
             locked.notes = notes or ""
@@ -196,16 +251,24 @@ def member_update(*, member: Member | int, display_name: str = _UNSET, external_
                 with transaction.atomic():
                     locked.save(update_fields=[*changed, "updated_at"])
             except IntegrityError:
-                raise DuplicateExternalId(f"A member with external id {locked.external_id!r} already exists.",
-                                          details={"external_id": locked.external_id}) from None
+                raise DuplicateExternalId(
+                    f"A member with external id {locked.external_id!r} already exists.",
+                    details={"external_id": locked.external_id},
+                ) from None
         if activity_changed:
             bump_gallery_version()
         # Only the values that really changed: [before, after] each.
-        diff = {name: [before[name], getattr(locked, name)] for name in changed
-                if before[name] != getattr(locked, name)}
+        diff = {
+            name: [before[name], getattr(locked, name)] for name in changed if before[name] != getattr(locked, name)
+        }
         if diff:
-            audit_record(action=AuditEntry.Action.UPDATE, member_id=member_id, member_name=locked.display_name,
-                         actor=actor, changes=diff)
+            audit_record(
+                action=AuditEntry.Action.UPDATE,
+                member_id=member_id,
+                member_name=locked.display_name,
+                actor=actor,
+                changes=diff,
+            )
     return locked
 
 
@@ -223,8 +286,13 @@ def member_delete(*, member: Member | int, actor: Any = None) -> None:
         snapshot = {"display_name": locked.display_name, "external_id": locked.external_id, "faces": len(names)}
         locked.delete()
         bump_gallery_version()
-        audit_record(action=AuditEntry.Action.DELETE, member_id=member_id, member_name=snapshot["display_name"],
-                     actor=actor, changes=snapshot)
+        audit_record(
+            action=AuditEntry.Action.DELETE,
+            member_id=member_id,
+            member_name=snapshot["display_name"],
+            actor=actor,
+            changes=snapshot,
+        )
         transaction.on_commit(partial(delete_files, names + uploads))
     logger.info("Member %s deleted with %d face(s).", member_id, len(names))
 
@@ -244,22 +312,28 @@ def face_delete(*, faces: Iterable[FaceSample | int], actor: Any = None) -> int:
             except MemberNotFound:
                 continue  # deleted meanwhile, faces and all
             models = set(Template.objects.filter(member_id=member_id).values_list("model_name", flat=True))
-            models |= set(Embedding.objects.filter(face_id__in=by_member[member_id])
-                          .values_list("model_name", flat=True))
+            models |= set(
+                Embedding.objects.filter(face_id__in=by_member[member_id]).values_list("model_name", flat=True)
+            )
             names = delete_faces_locked(member_id, by_member[member_id])
             deleted += len(names)
             for model_name in models:
                 template_rebuild(member_id, model_name)
             bump_gallery_version()
-            audit_record(action=AuditEntry.Action.DELETE_FACES, member_id=member_id,
-                         member_name=locked.display_name, actor=actor,
-                         changes={"face_ids": sorted(by_member[member_id])})
+            audit_record(
+                action=AuditEntry.Action.DELETE_FACES,
+                member_id=member_id,
+                member_name=locked.display_name,
+                actor=actor,
+                changes={"face_ids": sorted(by_member[member_id])},
+            )
             transaction.on_commit(partial(delete_files, names))
     return deleted
 
 
-def member_recompute_embeddings(*, member: Member | int, model_name: str | None = None,
-                                actor: Any = None) -> RecomputeResult:
+def member_recompute_embeddings(
+    *, member: Member | int, model_name: str | None = None, actor: Any = None
+) -> RecomputeResult:
     """Embed every stored face of a member again with a model (the active one by default).
 
     For a model change: the stored landmarks are re-used (the face is the same), the new
@@ -281,22 +355,31 @@ def member_recompute_embeddings(*, member: Member | int, model_name: str | None 
             found = Face(face.box, face.detection_score, np.asarray(face.landmarks, np.float32))
             vectors[face.pk] = recognizer.embed_faces(rgb, [found])[0]
         except (OSError, EngineError) as exc:
-            result.failed.append({"face_id": face.pk, "code": getattr(exc, "code", "file_missing"),
-                                  "message": str(exc)})
+            result.failed.append(
+                {"face_id": face.pk, "code": getattr(exc, "code", "file_missing"), "message": str(exc)}
+            )
     with transaction.atomic():
         locked = lock_member(member_id)
-        alive = set(FaceSample.objects.filter(member_id=member_id, pk__in=list(vectors))
-                    .values_list("id", flat=True))
+        alive = set(FaceSample.objects.filter(member_id=member_id, pk__in=list(vectors)).values_list("id", flat=True))
         for face_id in alive:
             Embedding.objects.update_or_create(
-                face_id=face_id, model_name=recognizer.model_name,
+                face_id=face_id,
+                model_name=recognizer.model_name,
                 defaults={"dim": recognizer.dim, "vector": vector_to_bytes(vectors[face_id])},
             )
         template = template_rebuild(member_id, recognizer.model_name)
         bump_gallery_version()
-        audit_record(action=AuditEntry.Action.RECOMPUTE, member_id=member_id, member_name=locked.display_name,
-                     actor=actor, changes={"model_name": recognizer.model_name, "embedded": len(alive),
-                                           "failed": [f["face_id"] for f in result.failed]})
+        audit_record(
+            action=AuditEntry.Action.RECOMPUTE,
+            member_id=member_id,
+            member_name=locked.display_name,
+            actor=actor,
+            changes={
+                "model_name": recognizer.model_name,
+                "embedded": len(alive),
+                "failed": [f["face_id"] for f in result.failed],
+            },
+        )
     result.embedded = len(alive)
     result.template_count = template.count if template else 0
     return result

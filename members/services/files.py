@@ -1,8 +1,9 @@
 """Stored face photos: written under generated names before the transaction, removed after it."""
+
 from __future__ import annotations
 
 import logging
-from typing import Iterable
+from collections.abc import Iterable
 
 from django.core.files.base import ContentFile
 

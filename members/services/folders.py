@@ -1,5 +1,6 @@
 """Enrolment from a folder with one sub-folder per person (``manage.py enroll_folder``, the
 bulk zip of the API) and who may do it."""
+
 from __future__ import annotations
 
 import logging
@@ -39,12 +40,16 @@ def check_bulk_permission(actor: Any, on_existing: str) -> None:
         return
     missing = [perm for perm in bulk_permissions(on_existing) if not actor.has_perm(perm)]
     if missing:
-        raise PermissionRefused(f"Bulk enrolment with on_existing={on_existing} needs the permissions "
-                                f"{', '.join(bulk_permissions(on_existing))}.", details={"missing": missing})
+        raise PermissionRefused(
+            f"Bulk enrolment with on_existing={on_existing} needs the permissions "
+            f"{', '.join(bulk_permissions(on_existing))}.",
+            details={"missing": missing},
+        )
 
 
-def folder_enroll(*, root: str | os.PathLike, on_existing: str = "skip",
-                  progress: Progress | None = None, actor: Any = None) -> FolderSummary:
+def folder_enroll(
+    *, root: str | os.PathLike, on_existing: str = "skip", progress: Progress | None = None, actor: Any = None
+) -> FolderSummary:
     """Enrol one member per sub-folder of ``root`` (its name, underscores as spaces, is the
     display name; the folder name is the external id, so a second run finds the same members).
 
@@ -63,42 +68,58 @@ def folder_enroll(*, root: str | os.PathLike, on_existing: str = "skip",
         if path.name.startswith("."):
             continue
         if not path.is_dir():
-            summary.skipped_files.append(SkippedFile(path.name, "not_in_person_folder",
-                                                     "Photos must be in one sub-folder per person."))
+            summary.skipped_files.append(
+                SkippedFile(path.name, "not_in_person_folder", "Photos must be in one sub-folder per person.")
+            )
             if progress:
                 progress(1)
             continue
         files = person_files(path)
         _enroll_person(path, files, root, on_existing, summary, progress, actor)
-    logger.info("Folder %s enrolled: %s", root, {k: v for k, v in summary.as_dict().items()
-                                                  if k != "skipped_files"})
+    logger.info("Folder %s enrolled: %s", root, {k: v for k, v in summary.as_dict().items() if k != "skipped_files"})
     return summary
 
 
 def person_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file()
-                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
 
 
-def _enroll_person(folder: Path, files: list[Path], root: Path, on_existing: str,
-                   summary: FolderSummary, progress: Progress | None, actor: Any = None) -> None:
+def _enroll_person(
+    folder: Path,
+    files: list[Path],
+    root: Path,
+    on_existing: str,
+    summary: FolderSummary,
+    progress: Progress | None,
+    actor: Any = None,
+) -> None:
     external_id = folder.name
     if not files:
         summary.skipped_files.append(SkippedFile(folder.name + "/", "empty_folder", "The folder has no files."))
         return
     if len(external_id) > Member._meta.get_field("external_id").max_length:
         summary.members_failed += 1
-        summary.skipped_files.extend(SkippedFile(str(f.relative_to(root)), "invalid_input",
-                                                 "The folder name is too long for an external id.")
-                                     for f in files)
+        summary.skipped_files.extend(
+            SkippedFile(str(f.relative_to(root)), "invalid_input", "The folder name is too long for an external id.")
+            for f in files
+        )
         if progress:
             progress(len(files))
         return
     existing = Member.objects.filter(external_id__iexact=external_id).values_list("id", flat=True).first()
     try:
         if existing is None:
-            result = member_create(display_name=folder.name.replace("_", " ").strip() or folder.name,
-                                   external_id=external_id, photos=files, progress=progress, actor=actor)
+            result = member_create(
+                display_name=folder.name.replace("_", " ").strip() or folder.name,
+                external_id=external_id,
+                photos=files,
+                progress=progress,
+                actor=actor,
+            )
             summary.members_created += 1
         elif on_existing == "skip":
             summary.members_skipped += 1
@@ -106,8 +127,13 @@ def _enroll_person(folder: Path, files: list[Path], root: Path, on_existing: str
                 progress(len(files))
             return
         else:
-            result = member_add_faces(member=existing, photos=files, progress=progress, actor=actor,
-                                      mode="average" if on_existing == "add" else "replace")
+            result = member_add_faces(
+                member=existing,
+                photos=files,
+                progress=progress,
+                actor=actor,
+                mode="average" if on_existing == "add" else "replace",
+            )
             summary.members_updated += 1
         outcomes = result.outcomes
     except EnrolmentFailed as exc:
@@ -120,5 +146,6 @@ def _enroll_person(folder: Path, files: list[Path], root: Path, on_existing: str
         if outcome.ok:
             summary.photos_added += 1
         else:
-            summary.skipped_files.append(SkippedFile(str(item.relative_to(root)), outcome.code or "error",
-                                                     outcome.message or ""))
+            summary.skipped_files.append(
+                SkippedFile(str(item.relative_to(root)), outcome.code or "error", outcome.message or "")
+            )

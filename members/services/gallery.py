@@ -3,11 +3,12 @@
 Every function here expects its caller to hold the member row (``lock_member``) inside a
 transaction; the gallery version changes last, so every worker's index notices the commit.
 """
+
 from __future__ import annotations
 
 import logging
 import uuid
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 from django.db import IntegrityError, transaction
@@ -99,37 +100,53 @@ def template_add(member_id: int, model_name: str, dim: int, vectors: np.ndarray)
 
 def template_rebuild(member_id: int, model_name: str) -> Template | None:
     """Recompute a template from the member's stored embeddings (member row locked)."""
-    rows = list(Embedding.objects.filter(face__member_id=member_id, model_name=model_name)
-                .order_by("id").values_list("dim", "vector"))
+    rows = list(
+        Embedding.objects.filter(face__member_id=member_id, model_name=model_name)
+        .order_by("id")
+        .values_list("dim", "vector")
+    )
     dims = {dim for dim, _ in rows}
     if not rows or len(dims) != 1:
         if len(dims) > 1:
-            logger.error("Member %s has %s embeddings of several dimensions %s; template dropped.",
-                         member_id, model_name, sorted(dims))
+            logger.error(
+                "Member %s has %s embeddings of several dimensions %s; template dropped.",
+                member_id,
+                model_name,
+                sorted(dims),
+            )
         Template.objects.filter(member_id=member_id, model_name=model_name).delete()
         return None
     dim = dims.pop()
     vectors = normalize_rows(np.stack([vector_from_bytes(v, dim) for _, v in rows])).astype(np.float64)
     template, _ = Template.objects.update_or_create(
-        member_id=member_id, model_name=model_name,
-        defaults={"dim": dim, "count": len(vectors),
-                  "vector": vector_to_bytes(vectors.mean(axis=0).astype(np.float32))},
+        member_id=member_id,
+        model_name=model_name,
+        defaults={
+            "dim": dim,
+            "count": len(vectors),
+            "vector": vector_to_bytes(vectors.mean(axis=0).astype(np.float32)),
+        },
     )
     return template
 
 
-def write_faces(member_id: int, prepared: list[PreparedPhoto], names: list[str], model_name: str,
-                 dim: int) -> Template:
+def write_faces(member_id: int, prepared: list[PreparedPhoto], names: list[str], model_name: str, dim: int) -> Template:
     """Rows for the accepted photos and the template update (member row locked)."""
     for item, name in zip(prepared, names):
         face = FaceSample.objects.create(
-            member_id=member_id, photo=name, image_width=item.width, image_height=item.height,
-            box_x=item.box[0], box_y=item.box[1], box_w=item.box[2], box_h=item.box[3],
+            member_id=member_id,
+            photo=name,
+            image_width=item.width,
+            image_height=item.height,
+            box_x=item.box[0],
+            box_y=item.box[1],
+            box_w=item.box[2],
+            box_h=item.box[3],
             landmarks=[[float(x), float(y)] for x, y in item.landmarks],
-            detection_score=item.score, detection=item.detection,
+            detection_score=item.score,
+            detection=item.detection,
         )
-        Embedding.objects.create(face=face, model_name=model_name, dim=dim,
-                                 vector=vector_to_bytes(item.embedding))
+        Embedding.objects.create(face=face, model_name=model_name, dim=dim, vector=vector_to_bytes(item.embedding))
         item.outcome.ok, item.outcome.face_id = True, face.pk
     return template_add(member_id, model_name, dim, np.stack([p.embedding for p in prepared]))
 

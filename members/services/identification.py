@@ -1,4 +1,5 @@
 """1:N identification of every face of a photo against the gallery of the active model."""
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
@@ -11,8 +12,9 @@ if TYPE_CHECKING:
     from faceengine.recognizer import Recognition
 
 
-def identify_faces(*, image: Any, k: int | None = None, threshold: float | None = None,
-                   match: str | None = None) -> list["Recognition"]:
+def identify_faces(
+    *, image: Any, k: int | None = None, threshold: float | None = None, match: str | None = None
+) -> list[Recognition]:
     """Every face of a photo with its best member (``label`` = member id) or None (unknown).
 
     Each result carries the similarity, the margin to the second-best member and the top-k

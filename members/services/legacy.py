@@ -1,7 +1,9 @@
 """The 2019 project's recognizer functions, kept as thin aliases of the services."""
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ..models import (
     Member,

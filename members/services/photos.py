@@ -2,12 +2,14 @@
 
 No database and no locks here: this runs before any transaction opens.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from django.conf import settings
@@ -68,8 +70,9 @@ def _read_source(source: PhotoSource, index: int) -> tuple[str, bytes]:
     return name, data
 
 
-def prepare_photos(photos: Sequence[PhotoSource], recognizer: "Recognizer",
-                    progress: Progress | None = None) -> tuple[list[PhotoOutcome], list[PreparedPhoto]]:
+def prepare_photos(
+    photos: Sequence[PhotoSource], recognizer: Recognizer, progress: Progress | None = None
+) -> tuple[list[PhotoOutcome], list[PreparedPhoto]]:
     """Run the engine on every photo: one face each, the largest; failures become outcomes."""
     outcomes: list[PhotoOutcome] = []
     prepared: list[PreparedPhoto] = []
@@ -87,13 +90,20 @@ def prepare_photos(photos: Sequence[PhotoSource], recognizer: "Recognizer",
             largest = max(faces, key=lambda f: float(f.box[2]) * float(f.box[3]))
             embedding = recognizer.embed_faces(rgb, [largest])[0]
             outcome.detection = "second_pass" if second else "detected"
-            prepared.append(PreparedPhoto(
-                outcome=outcome, data=data, ext=photo_extension(data),
-                width=int(rgb.shape[1]), height=int(rgb.shape[0]),
-                box=tuple(float(v) for v in largest.box), score=float(largest.score),
-                landmarks=np.asarray(largest.landmarks, np.float32),
-                detection=outcome.detection, embedding=np.asarray(embedding, np.float32),
-            ))
+            prepared.append(
+                PreparedPhoto(
+                    outcome=outcome,
+                    data=data,
+                    ext=photo_extension(data),
+                    width=int(rgb.shape[1]),
+                    height=int(rgb.shape[0]),
+                    box=tuple(float(v) for v in largest.box),
+                    score=float(largest.score),
+                    landmarks=np.asarray(largest.landmarks, np.float32),
+                    detection=outcome.detection,
+                    embedding=np.asarray(embedding, np.float32),
+                )
+            )
         except EngineError as exc:
             outcome.code, outcome.message = exc.code, str(exc)
         except OSError as exc:

@@ -1,9 +1,11 @@
 """What the member services return: an outcome per photo, per enrolment, per folder."""
+
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from ..models import (
     Member,
@@ -54,9 +56,12 @@ class EnrolmentResult:
         return [o for o in self.outcomes if not o.ok]
 
     def as_dict(self) -> dict:
-        return {"member_id": self.member.pk, "model_name": self.model_name,
-                "template_count": self.template_count,
-                "photos": [o.as_dict() for o in self.outcomes]}
+        return {
+            "member_id": self.member.pk,
+            "model_name": self.model_name,
+            "template_count": self.template_count,
+            "photos": [o.as_dict() for o in self.outcomes],
+        }
 
 
 @dataclass

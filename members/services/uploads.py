@@ -1,10 +1,12 @@
 """Photos staged for a member (the admin, the enrol page, "this is ..." on a job) and the
 worker that runs the engine on them."""
+
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -30,8 +32,9 @@ from .results import MODES, PhotoOutcome
 logger = logging.getLogger(__name__)
 
 
-def member_upload_photos(*, member: Member | int, files: Iterable[Any], mode: str = "average",
-                         actor: Any = None) -> list[PhotoUpload]:
+def member_upload_photos(
+    *, member: Member | int, files: Iterable[Any], mode: str = "average", actor: Any = None
+) -> list[PhotoUpload]:
     """Stage uploaded photos for a member and queue the engine work after the commit.
 
     The files are saved under generated names; ``members.tasks.process_uploads_task`` runs
@@ -49,8 +52,12 @@ def member_upload_photos(*, member: Member | int, files: Iterable[Any], mode: st
             lock_member(member_id)
             for upload in files:
                 name = upload_name(upload)
-                row = PhotoUpload(member_id=member_id, original_name=name, mode=mode,
-                                  uploaded_by=actor if getattr(actor, "is_authenticated", False) else None)
+                row = PhotoUpload(
+                    member_id=member_id,
+                    original_name=name,
+                    mode=mode,
+                    uploaded_by=actor if getattr(actor, "is_authenticated", False) else None,
+                )
                 data = read_upload(upload, settings.FACESITE_MAX_UPLOAD_BYTES)
                 # From the content, never from the uploaded name; a non-image is staged as .bin
                 # and the worker reports why.
@@ -74,7 +81,8 @@ def uploads_process(*, upload_ids: Sequence[int]) -> dict:
     claimed: list[PhotoUpload] = []
     for upload_id in upload_ids:
         if PhotoUpload.objects.filter(pk=upload_id, status=PhotoUpload.Status.PENDING).update(
-                status=PhotoUpload.Status.PROCESSING):
+            status=PhotoUpload.Status.PROCESSING
+        ):
             claimed.append(PhotoUpload.objects.get(pk=upload_id))
         else:
             logger.info("Upload %s is gone or already claimed; skipped.", upload_id)
@@ -93,8 +101,9 @@ def uploads_process(*, upload_ids: Sequence[int]) -> dict:
                 photos.append((upload.original_name, b""))
         outcomes: list[PhotoOutcome]
         try:
-            outcomes = member_add_faces(member=member_id, photos=photos, mode=mode,
-                                        actor=uploads[0].uploaded_by).outcomes
+            outcomes = member_add_faces(
+                member=member_id, photos=photos, mode=mode, actor=uploads[0].uploaded_by
+            ).outcomes
         except EnrolmentFailed as exc:
             outcomes = exc.outcomes
         except MemberNotFound:
@@ -103,8 +112,11 @@ def uploads_process(*, upload_ids: Sequence[int]) -> dict:
         except Exception:
             # Not left in "processing" for ever: the row says it failed, the log says why.
             PhotoUpload.objects.filter(pk__in=[u.pk for u in uploads]).update(
-                status=PhotoUpload.Status.FAILED, code="internal_error",
-                message="The photos could not be processed; see the worker log.", finished_at=timezone.now())
+                status=PhotoUpload.Status.FAILED,
+                code="internal_error",
+                message="The photos could not be processed; see the worker log.",
+                finished_at=timezone.now(),
+            )
             raise
         for upload, outcome in zip(uploads, outcomes):
             upload.status = PhotoUpload.Status.DONE if outcome.ok else PhotoUpload.Status.FAILED

@@ -1,36 +1,18 @@
 """Fixtures of the API tests: users with and without the member permissions, their tokens,
-clients, the real engine and the shared LFW photos, a media root per test."""
+clients, and a few LFW photos (the shared fixtures are in tests/conftest.py)."""
+
 from __future__ import annotations
 
 import io
 from pathlib import Path
 
 import pytest
-from django.conf import settings as django_settings
 from django.contrib.auth.models import Permission
-from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from accounts.services import token_create
-from members import selectors
 
 MEMBER_PERMS = ("view_member", "add_member", "change_member", "delete_member")
-
-
-@pytest.fixture(autouse=True)
-def _own_media_root(media_root) -> Path:
-    """Every test writes its photos into its own folder (tests/conftest.py), never the real one."""
-    return media_root
-
-
-@pytest.fixture(autouse=True)
-def fresh_state():
-    # The throttle counts live in the cache; the gallery index is cached per process.
-    cache.clear()
-    selectors.clear_gallery_cache()
-    yield
-    cache.clear()
-    selectors.clear_gallery_cache()
 
 
 def _client(token: str | None = None) -> APIClient:
@@ -43,8 +25,7 @@ def _client(token: str | None = None) -> APIClient:
 @pytest.fixture
 def manager(django_user_model):
     user = django_user_model.objects.create_user("manager", password="pw-manager-1")
-    user.user_permissions.add(*Permission.objects.filter(content_type__app_label="members",
-                                                         codename__in=MEMBER_PERMS))
+    user.user_permissions.add(*Permission.objects.filter(content_type__app_label="members", codename__in=MEMBER_PERMS))
     return user
 
 
@@ -78,25 +59,6 @@ def reader_api(reader_token) -> APIClient:
 @pytest.fixture
 def anon_api() -> APIClient:
     return _client()
-
-
-@pytest.fixture(scope="session")
-def real_recognizer():
-    from faceengine.model_fetch import is_installed
-    from facesite.engine import active_model_spec, get_recognizer
-
-    spec = active_model_spec()
-    if not is_installed(spec, django_settings.FACESITE_MODEL_DIR):
-        pytest.skip(f"The default model is not in {django_settings.FACESITE_MODEL_DIR}: run `manage.py fetch_models`")
-    return get_recognizer()
-
-
-@pytest.fixture(scope="session")
-def lfw_dir() -> Path:
-    path = Path(django_settings.FACESITE_TEST_DATA) / "lfw" / "lfw-deepfunneled"
-    if not path.is_dir():
-        pytest.skip(f"LFW photos not found at {path}: set FACESITE_TEST_DATA to the shared faces folder")
-    return path
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
 """Tokens (hashed, shown once), authentication, permissions, rate limits, the schema pages."""
+
 from __future__ import annotations
 
 import hashlib
@@ -108,8 +109,7 @@ def test_the_session_of_the_pages_works(client, manager):
 
 
 def test_rate_limited_per_token(settings, api, reader_api):
-    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK,
-                               "DEFAULT_THROTTLE_RATES": {"api": "3/min", "engine": "2/min"}}
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"api": "3/min", "engine": "2/min"}}
     for _ in range(3):
         assert api.get(MEMBERS).status_code == 200
     response = api.get(MEMBERS)
@@ -120,8 +120,10 @@ def test_rate_limited_per_token(settings, api, reader_api):
 
 
 def test_engine_calls_have_their_own_stricter_rate(settings, api):
-    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK,
-                               "DEFAULT_THROTTLE_RATES": {"api": "100/min", "engine": "1/min"}}
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"api": "100/min", "engine": "1/min"},
+    }
     first = api.post("/api/v1/detect", {"image": "bm90IGFuIGltYWdl"}, format="json")
     assert first.status_code == 415
     second = api.post("/api/v1/detect", {"image": "bm90IGFuIGltYWdl"}, format="json")
@@ -135,10 +137,18 @@ def test_schema_and_docs_are_served(client):
     spec = schema.json()
     assert spec["openapi"].startswith("3.")
     paths = spec["paths"]
-    for path in ("/api/v1/recognize", "/api/v1/jobs/{job_id}", "/api/v1/detect", "/api/v1/embeddings",
-                 "/api/v1/verify", "/api/v1/members", "/api/v1/members/{member_id}",
-                 "/api/v1/members/{member_id}/faces", "/api/v1/members/{member_id}/faces/{face_id}",
-                 "/api/v1/members/bulk"):
+    for path in (
+        "/api/v1/recognize",
+        "/api/v1/jobs/{job_id}",
+        "/api/v1/detect",
+        "/api/v1/embeddings",
+        "/api/v1/verify",
+        "/api/v1/members",
+        "/api/v1/members/{member_id}",
+        "/api/v1/members/{member_id}/faces",
+        "/api/v1/members/{member_id}/faces/{face_id}",
+        "/api/v1/members/bulk",
+    ):
         assert path in paths, path
     assert "apiToken" in spec["components"]["securitySchemes"]
     docs = client.get(reverse("api-docs"))

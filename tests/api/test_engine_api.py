@@ -1,4 +1,5 @@
 """/detect, /embeddings and /verify with the real engine on LFW photos, and every image error."""
+
 from __future__ import annotations
 
 import base64
@@ -45,25 +46,33 @@ def test_embeddings(api, photos, real_recognizer):
 
 
 def test_verify_two_photos(api, photos):
-    same = api.post("/api/v1/verify", {"image": upload(photos["Colin_Powell"][0]),
-                                       "image2": upload(photos["Colin_Powell"][5])}, format="multipart")
+    same = api.post(
+        "/api/v1/verify",
+        {"image": upload(photos["Colin_Powell"][0]), "image2": upload(photos["Colin_Powell"][5])},
+        format="multipart",
+    )
     assert same.status_code == 200, same.content
     body = same.json()
     assert body["same_person"] is True and body["similarity"] >= body["threshold"]
     assert body["face"] and body["face2"] and body["member_id"] is None
-    other = api.post("/api/v1/verify", {"image": b64(photos["Colin_Powell"][0]),
-                                        "image2": b64(photos["Hugo_Chavez"][0])}, format="json")
+    other = api.post(
+        "/api/v1/verify",
+        {"image": b64(photos["Colin_Powell"][0]), "image2": b64(photos["Hugo_Chavez"][0])},
+        format="json",
+    )
     assert other.status_code == 200 and other.json()["same_person"] is False
 
 
 def test_verify_against_a_member(api, photos):
     member = services.member_create(display_name="Tony Blair", photos=photos["Tony_Blair"][:3]).member
-    response = api.post("/api/v1/verify", {"image": upload(photos["Tony_Blair"][8]), "member_id": member.pk},
-                        format="multipart")
+    response = api.post(
+        "/api/v1/verify", {"image": upload(photos["Tony_Blair"][8]), "member_id": member.pk}, format="multipart"
+    )
     assert response.status_code == 200
     assert response.json()["same_person"] is True and response.json()["face2"] is None
-    stranger = api.post("/api/v1/verify", {"image": upload(photos["Hugo_Chavez"][1]), "member_id": member.pk},
-                        format="multipart")
+    stranger = api.post(
+        "/api/v1/verify", {"image": upload(photos["Hugo_Chavez"][1]), "member_id": member.pk}, format="multipart"
+    )
     assert stranger.json()["same_person"] is False
 
 
@@ -72,11 +81,15 @@ def test_verify_errors(api, photos):
     missing = api.post("/api/v1/verify", {"image": image, "member_id": 999999}, format="multipart")
     assert missing.status_code == 404 and error_code(missing) == "member_not_found"
     faceless_member = services.member_create(display_name="No photos").member
-    no_template = api.post("/api/v1/verify", {"image": upload(photos["Tony_Blair"][0]),
-                                              "member_id": faceless_member.pk}, format="multipart")
+    no_template = api.post(
+        "/api/v1/verify",
+        {"image": upload(photos["Tony_Blair"][0]), "member_id": faceless_member.pk},
+        format="multipart",
+    )
     assert no_template.status_code == 422 and error_code(no_template) == "no_template"
-    no_face = api.post("/api/v1/verify", {"image": upload(grey_png()), "image2": upload(photos["Tony_Blair"][0])},
-                       format="multipart")
+    no_face = api.post(
+        "/api/v1/verify", {"image": upload(grey_png()), "image2": upload(photos["Tony_Blair"][0])}, format="multipart"
+    )
     assert no_face.status_code == 422 and error_code(no_face) == "no_face"
     both = api.post("/api/v1/verify", {"image": upload(grey_png())}, format="multipart")
     assert both.status_code == 400 and error_code(both) == "invalid_request"

@@ -1,4 +1,5 @@
 """POST /recognize (a job) and GET /jobs/{id} with the real engine on LFW photos."""
+
 from __future__ import annotations
 
 import pytest
@@ -10,8 +11,9 @@ from .conftest import _client, error_code, upload
 
 
 @pytest.mark.django_db
-def test_recognize_queues_a_job_then_the_job_holds_the_result(api, photos, eager_celery,
-                                                              django_capture_on_commit_callbacks):
+def test_recognize_queues_a_job_then_the_job_holds_the_result(
+    api, photos, eager_celery, django_capture_on_commit_callbacks
+):
     powell = services.member_create(display_name="Colin Powell", photos=photos["Colin_Powell"][:3]).member
     with django_capture_on_commit_callbacks(execute=True):
         response = api.post("/api/v1/recognize", {"image": upload(photos["Colin_Powell"][9])}, format="multipart")
@@ -39,8 +41,7 @@ def test_jobs_are_private_and_unknown_ones_are_404(api, reader, photos, eager_ce
 @pytest.mark.django_db(transaction=True)
 def test_recognize_with_wait_answers_the_result(api, photos, eager_celery):
     # Outside a test transaction the job is queued at the commit; eager Celery runs it at once.
-    response = api.post("/api/v1/recognize?wait=10", {"image": upload(photos["Hugo_Chavez"][0])},
-                        format="multipart")
+    response = api.post("/api/v1/recognize?wait=10", {"image": upload(photos["Hugo_Chavez"][0])}, format="multipart")
     assert response.status_code == 200, response.content
     body = response.json()
     assert body["status"] == "done" and body["faces"] and body["faces"][0]["member_id"] is None

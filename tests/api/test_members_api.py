@@ -1,5 +1,6 @@
 """Members through the API with the real engine on LFW photos: enrol, list, read, update,
 faces (average / replace / delete), delete, bulk zip; and the errors, with nothing half-created."""
+
 from __future__ import annotations
 
 import io
@@ -62,8 +63,9 @@ def test_no_half_created_member(api, photos, media_root):
     no_face = api.post(MEMBERS, {"display_name": "Ghost", "photos": [upload(grey_png(), "g.png")]}, format="multipart")
     assert no_face.status_code == 422 and error_code(no_face) == "no_face"
     assert no_face.json()["error"]["details"]["photos"][0]["code"] == "no_face"
-    not_image = api.post(MEMBERS, {"display_name": "Ghost", "photos": [upload(b"just text", "a.jpg")]},
-                         format="multipart")
+    not_image = api.post(
+        MEMBERS, {"display_name": "Ghost", "photos": [upload(b"just text", "a.jpg")]}, format="multipart"
+    )
     assert not_image.status_code == 415 and error_code(not_image) == "unsupported_image_type"
     broken = photos["Tony_Blair"][0].read_bytes()[:3000]
     truncated = api.post(MEMBERS, {"display_name": "Ghost", "photos": [upload(broken)]}, format="multipart")
@@ -87,25 +89,29 @@ def test_update_and_404s(api):
     put = api.put(url, {"display_name": "New", "is_active": False}, format="json").json()
     assert put["display_name"] == "New" and put["is_active"] is False
     assert api.get(MEMBERS, {"active": "false"}).json()["count"] == 1
-    for response in (api.get(f"{MEMBERS}/999999"), api.patch(f"{MEMBERS}/999999", {"notes": "x"}, format="json"),
-                     api.delete(f"{MEMBERS}/999999"), api.get(f"{MEMBERS}/999999/faces"),
-                     api.post(f"{MEMBERS}/999999/faces", {"photos": ["aGk="]}, format="json"),
-                     api.get(f"{MEMBERS}/{2**70}")):
+    for response in (
+        api.get(f"{MEMBERS}/999999"),
+        api.patch(f"{MEMBERS}/999999", {"notes": "x"}, format="json"),
+        api.delete(f"{MEMBERS}/999999"),
+        api.get(f"{MEMBERS}/999999/faces"),
+        api.post(f"{MEMBERS}/999999/faces", {"photos": ["aGk="]}, format="json"),
+        api.get(f"{MEMBERS}/{2**70}"),
+    ):
         assert response.status_code == 404 and error_code(response) == "member_not_found", response.content
 
 
 def test_faces_average_replace_list_and_delete(api, photos, media_root, django_capture_on_commit_callbacks):
     member = enrol(api, "Colin Powell", photos["Colin_Powell"][:2]).json()["member"]
     faces_url = f"{member['url']}/faces"
-    added = api.post(faces_url, {"mode": "average", "photos": [upload(photos["Colin_Powell"][2])]},
-                     format="multipart")
+    added = api.post(faces_url, {"mode": "average", "photos": [upload(photos["Colin_Powell"][2])]}, format="multipart")
     assert added.status_code == 201 and added.json()["enrolment"]["template_count"] == 3
     listed = api.get(faces_url).json()
     assert len(listed) == 3 and all(f["photo_url"] and len(f["box"]) == 4 for f in listed)
     old_ids = {f["id"] for f in listed}
     with django_capture_on_commit_callbacks(execute=True):
-        replaced = api.post(faces_url, {"mode": "replace", "photos": [upload(photos["Colin_Powell"][3])]},
-                            format="multipart")
+        replaced = api.post(
+            faces_url, {"mode": "replace", "photos": [upload(photos["Colin_Powell"][3])]}, format="multipart"
+        )
     assert replaced.status_code == 201 and replaced.json()["enrolment"]["template_count"] == 1
     (face,) = api.get(faces_url).json()
     assert face["id"] not in old_ids
@@ -145,15 +151,18 @@ def make_zip(entries: dict[str, bytes]) -> io.BytesIO:
     return buffer
 
 
-def test_bulk_zip_enrols_one_member_per_folder(api, photos, eager_celery, django_capture_on_commit_callbacks,
-                                               media_root):
-    archive = make_zip({
-        "Colin_Powell/1.jpg": photos["Colin_Powell"][0].read_bytes(),
-        "Colin_Powell/2.jpg": photos["Colin_Powell"][1].read_bytes(),
-        "Tony_Blair/1.jpg": photos["Tony_Blair"][0].read_bytes(),
-        "Tony_Blair/notes.txt": b"not a photo",
-        "__MACOSX/._x": b"junk",
-    })
+def test_bulk_zip_enrols_one_member_per_folder(
+    api, photos, eager_celery, django_capture_on_commit_callbacks, media_root
+):
+    archive = make_zip(
+        {
+            "Colin_Powell/1.jpg": photos["Colin_Powell"][0].read_bytes(),
+            "Colin_Powell/2.jpg": photos["Colin_Powell"][1].read_bytes(),
+            "Tony_Blair/1.jpg": photos["Tony_Blair"][0].read_bytes(),
+            "Tony_Blair/notes.txt": b"not a photo",
+            "__MACOSX/._x": b"junk",
+        }
+    )
     with django_capture_on_commit_callbacks(execute=True):
         response = api.post(f"{MEMBERS}/bulk", {"archive": archive}, format="multipart")
     assert response.status_code == 202, response.content
@@ -166,12 +175,15 @@ def test_bulk_zip_enrols_one_member_per_folder(api, photos, eager_celery, django
     assert not (media_root / "bulk" / body["id"] / "people").exists()  # unpacked photos removed
 
 
-@pytest.mark.parametrize("entries, code", [
-    ({"../evil/1.jpg": b"x"}, "invalid_zip"),
-    ({"/abs/1.jpg": b"x"}, "invalid_zip"),
-    ({"a\\..\\b/1.jpg": b"x"}, "invalid_zip"),
-    ({"loose.jpg": b"x"}, "invalid_zip"),  # no person folder
-])
+@pytest.mark.parametrize(
+    "entries, code",
+    [
+        ({"../evil/1.jpg": b"x"}, "invalid_zip"),
+        ({"/abs/1.jpg": b"x"}, "invalid_zip"),
+        ({"a\\..\\b/1.jpg": b"x"}, "invalid_zip"),
+        ({"loose.jpg": b"x"}, "invalid_zip"),  # no person folder
+    ],
+)
 def test_bulk_refuses_unsafe_zips(entries, code, api, media_root):
     response = api.post(f"{MEMBERS}/bulk", {"archive": make_zip(entries)}, format="multipart")
     assert response.status_code == 400 and error_code(response) == code
@@ -203,7 +215,10 @@ def test_bulk_status_is_private_and_404_when_unknown(api, reader, reader_api, ph
     url = api.post(f"{MEMBERS}/bulk", {"archive": archive}, format="multipart").json()["url"]
     assert api.get(url).status_code == 200
     reader.user_permissions.add(Permission.objects.get(codename="add_member"))
-    for client, address in ((reader_api, url), (api, f"{MEMBERS}/bulk/{'0' * 32}"),
-                            (api, f"{MEMBERS}/bulk/..%2F..%2Fetc")):
+    for client, address in (
+        (reader_api, url),
+        (api, f"{MEMBERS}/bulk/{'0' * 32}"),
+        (api, f"{MEMBERS}/bulk/..%2F..%2Fetc"),
+    ):
         response = client.get(address)
         assert response.status_code == 404 and error_code(response) in ("bulk_not_found", "not_found")

@@ -4,6 +4,7 @@ Every operation gets a bounded number of generated requests, with a token that h
 permission, against the real engine; no answer may be a 5xx, use an undocumented status or
 content type, or break its documented schema. Run alone with ``pytest -m slow tests/api``.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -33,8 +34,10 @@ def fuzz_settings(settings, real_recognizer):
 
     signals.request_started.disconnect(close_old_connections)
     signals.request_finished.disconnect(close_old_connections)
-    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK,
-                               "DEFAULT_THROTTLE_RATES": {"api": "100000/min", "engine": "100000/min"}}
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"api": "100000/min", "engine": "100000/min"},
+    }
     yield settings
     signals.request_started.connect(close_old_connections)
     signals.request_finished.connect(close_old_connections)
@@ -43,7 +46,8 @@ def fuzz_settings(settings, real_recognizer):
 @pytest.mark.slow
 @pytest.mark.django_db
 @schema.parametrize()
-@hypothesis_settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, derandomize=True,
-                     suppress_health_check=list(HealthCheck))
+@hypothesis_settings(
+    max_examples=EXAMPLES_PER_OPERATION, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
+)
 def test_api_schema(case, fuzz_settings, manager_token):
     case.call_and_validate(headers={"Authorization": f"Token {manager_token}"}, checks=CHECKS)

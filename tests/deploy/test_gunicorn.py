@@ -1,5 +1,6 @@
 """facesite/gunicorn.py: its values come from the environment, and gunicorn really serves the
 app with it (JSON lines, request ids, health)."""
+
 from __future__ import annotations
 
 import json
@@ -31,7 +32,11 @@ def _config(monkeypatch, **env: str) -> dict:
 def test_defaults(monkeypatch):
     config = _config(monkeypatch)
     assert (config["bind"], config["workers"], config["threads"], config["worker_class"]) == (
-        "0.0.0.0:8000", 2, 4, "gthread")
+        "0.0.0.0:8000",
+        2,
+        4,
+        "gthread",
+    )
     assert config["timeout"] == 60 and config["max_requests"] == 0
     assert config["control_socket_disable"] is True and "control_socket" not in config
     assert config["logconfig_dict"]["formatters"]["default"]["()"] == "facesite.log.JsonFormatter"
@@ -40,9 +45,17 @@ def test_defaults(monkeypatch):
 
 
 def test_values_from_the_environment(monkeypatch):
-    config = _config(monkeypatch, GUNICORN_BIND="127.0.0.1:9000", GUNICORN_WORKERS="5", GUNICORN_THREADS="8",
-                     GUNICORN_TIMEOUT="120", GUNICORN_MAX_REQUESTS="1000", GUNICORN_ACCESS_LOG="1",
-                     GUNICORN_CONTROL_SOCKET="/run/facesite/gunicorn.ctl", LOG_FORMAT="plain")
+    config = _config(
+        monkeypatch,
+        GUNICORN_BIND="127.0.0.1:9000",
+        GUNICORN_WORKERS="5",
+        GUNICORN_THREADS="8",
+        GUNICORN_TIMEOUT="120",
+        GUNICORN_MAX_REQUESTS="1000",
+        GUNICORN_ACCESS_LOG="1",
+        GUNICORN_CONTROL_SOCKET="/run/facesite/gunicorn.ctl",
+        LOG_FORMAT="plain",
+    )
     assert (config["bind"], config["workers"], config["threads"], config["timeout"]) == ("127.0.0.1:9000", 5, 8, 120)
     assert (config["max_requests"], config["max_requests_jitter"]) == (1000, 100)
     assert config["control_socket"] == "/run/facesite/gunicorn.ctl" and "control_socket_disable" not in config
@@ -59,21 +72,33 @@ def _free_port() -> int:
 @pytest.mark.slow
 def test_gunicorn_serves_the_app_with_this_config(tmp_path):
     port = _free_port()
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "facesite.settings.test", "LOG_FORMAT": "json",
-           "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}", "GUNICORN_BIND": f"127.0.0.1:{port}",
-           "GUNICORN_WORKERS": "1", "GUNICORN_THREADS": "2"}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "facesite.settings.test",
+        "LOG_FORMAT": "json",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "GUNICORN_WORKERS": "1",
+        "GUNICORN_THREADS": "2",
+    }
     log = tmp_path / "gunicorn.log"
     with open(log, "wb") as handle:
-        server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(CONFIG), "facesite.wsgi"],
-                                  cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT,
-                                  start_new_session=True)
+        server = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", str(CONFIG), "facesite.wsgi"],
+            cwd=ROOT,
+            env=env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + 90
         while True:
             assert server.poll() is None, log.read_text(errors="replace")
             try:
-                request = urllib.request.Request(f"http://127.0.0.1:{port}/healthz",
-                                                 headers={"X-Request-ID": "probe-1"})
+                request = urllib.request.Request(
+                    f"http://127.0.0.1:{port}/healthz", headers={"X-Request-ID": "probe-1"}
+                )
                 with urllib.request.urlopen(request, timeout=5) as response:
                     status, headers, body = response.status, response.headers, response.read()
                 break

@@ -1,5 +1,6 @@
 """GET /healthz and /readyz against the real test database, a real (closed or open) broker port
 and the real model folder."""
+
 from __future__ import annotations
 
 import json
@@ -116,8 +117,14 @@ print(json.dumps({"status": response.status_code, "body": response.json(),
 
 def _readyz_in_a_fresh_process(**env: str) -> dict:
     base = {key: value for key, value in os.environ.items() if key not in ("CELERY_BROKER_URL",)}
-    base.update({"DJANGO_SETTINGS_MODULE": "facesite.settings.test", "FACESITE_MODEL_DIR": str(model_dir()),
-                 "CELERY_TASK_ALWAYS_EAGER": "1", **env})
+    base.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "facesite.settings.test",
+            "FACESITE_MODEL_DIR": str(model_dir()),
+            "CELERY_TASK_ALWAYS_EAGER": "1",
+            **env,
+        }
+    )
     result = python(READY_SCRIPT, base)
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])

@@ -1,4 +1,5 @@
 """Structured logs: the JSON formatter, the request id of a request and the job id of a task."""
+
 from __future__ import annotations
 
 import io

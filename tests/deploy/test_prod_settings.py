@@ -1,10 +1,15 @@
-"""facesite.settings.prod: `check --deploy` clean, refuses to start without what it needs,
+"""facesite.settings.prod: `check --deploy` clean, the secret key and the database password
+only from the environment, refuses to start without what it needs (set but empty is no better),
 and serves collected static files through whitenoise. Each test is a fresh process."""
+
 from __future__ import annotations
 
+import ast
 import json
 
 import pytest
+
+from tests.conftest import ROOT
 
 from .helpers import manage, prod_env, python
 
@@ -36,10 +41,41 @@ def test_prod_refuses_to_start_without(missing):
     assert f"{missing} is required in production" in result.stderr
 
 
-def test_prod_refuses_an_empty_secret_key():
-    result = manage("check", env=prod_env(DJANGO_SECRET_KEY="  "))
+@pytest.mark.parametrize("variable, value", [("DJANGO_SECRET_KEY", "  "), ("DATABASE_URL", "")])
+def test_prod_refuses_an_empty_value(variable, value):
+    result = manage("check", env=prod_env(**{variable: value}))
     assert result.returncode != 0
-    assert "DJANGO_SECRET_KEY is required in production" in result.stderr
+    assert f"{variable} is required in production" in result.stderr
+
+
+def test_prod_reads_the_key_and_the_password_from_the_environment():
+    env = prod_env(
+        DJANGO_SECRET_KEY="k" * 50 + "-from-the-environment",
+        DATABASE_URL="mysql://facesite:s3cret-from-env@db.example:3306/facesite",
+    )
+    result = python(
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.SECRET_KEY); print(s.DATABASES['default']['PASSWORD'])",
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == [env["DJANGO_SECRET_KEY"], "s3cret-from-env"]
+
+
+def test_no_shared_settings_file_sets_a_key_or_password_literally():
+    """base.py and prod.py assign no SECRET_KEY and no DATABASES password from a string literal
+    (dev.py and test.py may carry throwaway keys: neither is production)."""
+    for name in ("base.py", "prod.py"):
+        tree = ast.parse((ROOT / "facesite" / "settings" / name).read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assign):
+                targets = [ast.unparse(t) for t in node.targets]
+                if any(t == "SECRET_KEY" or "PASSWORD" in t for t in targets):
+                    assert not isinstance(node.value, ast.Constant), (name, targets)
+            if isinstance(node, ast.Dict):
+                for key, value in zip(node.keys, node.values, strict=True):
+                    if isinstance(key, ast.Constant) and key.value in ("PASSWORD", "SECRET_KEY"):
+                        assert not isinstance(value, ast.Constant), (name, key.value)
 
 
 def test_prod_refuses_sqlite():
@@ -78,15 +114,18 @@ def test_prod_values():
     assert values["conn_max_age"] == 60 and values["health_checks"] is True
     assert values["connect_timeout"] == 5
     assert values["staticfiles"] == "whitenoise.storage.CompressedManifestStaticFilesStorage"
-    assert values["middleware"] == ["facesite.request_id.RequestIdMiddleware",
-                                    "django.middleware.security.SecurityMiddleware",
-                                    "whitenoise.middleware.WhiteNoiseMiddleware"]
+    assert values["middleware"] == [
+        "facesite.request_id.RequestIdMiddleware",
+        "django.middleware.security.SecurityMiddleware",
+        "whitenoise.middleware.WhiteNoiseMiddleware",
+    ]
     assert values["formatter"] == "facesite.log.JsonFormatter"
     assert values["ssl_redirect"] is True and values["proxy_header"] == ["HTTP_X_FORWARDED_PROTO", "https"]
     assert values["hsts"] == 31536000
 
-    plain = python(SETTINGS_SCRIPT, prod_env(LOG_FORMAT="plain", DATABASE_CONN_MAX_AGE="0",
-                                             DJANGO_SECURE_SSL_REDIRECT="0"))
+    plain = python(
+        SETTINGS_SCRIPT, prod_env(LOG_FORMAT="plain", DATABASE_CONN_MAX_AGE="0", DJANGO_SECURE_SSL_REDIRECT="0")
+    )
     assert plain.returncode == 0, plain.stderr
     values = json.loads(plain.stdout.strip().splitlines()[-1])
     assert values["formatter"] == "facesite.log.PlainFormatter"

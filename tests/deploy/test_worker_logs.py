@@ -1,6 +1,7 @@
 """A real Celery worker with LOG_FORMAT=json: its lines are JSON and a job's lines carry the job
 id and the task id. Needs MariaDB (the worker must see the test database) and Redis (db 13 by
 default, FACESITE_TEST_DEPLOY_REDIS_DB; flushed before and after, nothing else)."""
+
 from __future__ import annotations
 
 import json
@@ -41,16 +42,43 @@ def redis_db():
 def test_worker_lines_are_json_with_the_job_id(redis_db, tmp_path):
     from celery import Celery
 
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "facesite.settings.test", "DATABASE_URL": worker_database_url(),
-           "CELERY_BROKER_URL": BROKER_URL, "LOG_FORMAT": "json", "FACESITE_LOG_LEVEL": "INFO"}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "facesite.settings.test",
+        "DATABASE_URL": worker_database_url(),
+        "CELERY_BROKER_URL": BROKER_URL,
+        "LOG_FORMAT": "json",
+        "FACESITE_LOG_LEVEL": "INFO",
+    }
     env.pop("CELERY_TASK_ALWAYS_EAGER", None)
     log = tmp_path / "worker.log"
     with open(log, "wb") as handle:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "facesite", "worker", "-Q", "recognition", "-c", "1",
-             "--pool", "prefork", "-n", f"deploy-{uuid.uuid4().hex[:8]}@%h", "--without-gossip",
-             "--without-mingle", "--without-heartbeat"],
-            cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "facesite",
+                "worker",
+                "-Q",
+                "recognition",
+                "-c",
+                "1",
+                "--pool",
+                "prefork",
+                "-n",
+                f"deploy-{uuid.uuid4().hex[:8]}@%h",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         # A job that does not exist: the task logs that and returns, without loading the engine.
         # Queued "during" a web request: the worker's lines name that request too.
@@ -65,8 +93,9 @@ def test_worker_lines_are_json_with_the_job_id(redis_db, tmp_path):
         entries: list[dict] = []
         while time.monotonic() < deadline:
             assert worker.poll() is None, log.read_text(errors="replace")[-4000:]
-            entries = [json.loads(line) for line in log.read_text(errors="replace").splitlines()
-                       if line.startswith("{")]
+            entries = [
+                json.loads(line) for line in log.read_text(errors="replace").splitlines() if line.startswith("{")
+            ]
             if any(f"Job {MISSING_JOB} no longer exists" in entry["message"] for entry in entries):
                 break
             time.sleep(0.5)
@@ -84,6 +113,7 @@ def test_worker_lines_are_json_with_the_job_id(redis_db, tmp_path):
     done = [entry for entry in entries if entry["logger"] == "celery.app.trace" and task_id in entry["message"]]
     assert done and "succeeded" in done[0]["message"]
     # Everything the worker logged is JSON: the only other lines are its start-up banner.
-    text_lines = [line for line in log.read_text(errors="replace").splitlines()
-                  if line.strip() and not line.startswith("{")]
+    text_lines = [
+        line for line in log.read_text(errors="replace").splitlines() if line.strip() and not line.startswith("{")
+    ]
     assert not [line for line in text_lines if " INFO " in line or " WARNING " in line or "ERROR" in line], text_lines

@@ -1,4 +1,5 @@
 """The project's URLs plus one view that logs, for the request-id tests."""
+
 import logging
 
 from django.http import HttpRequest, JsonResponse

@@ -5,6 +5,7 @@ known name on the page, and save screenshots under artifacts/. Skipped, saying w
 /usr/bin/chromium or the playwright package is missing (``make sysdeps`` installs Chromium;
 ``playwright install`` is never needed: the system browser is used).
 """
+
 from __future__ import annotations
 
 import os
@@ -14,13 +15,18 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, require_file
-from tests.members.conftest import _own_media_root, fresh_gallery_cache  # noqa: F401  (fixtures)
 
 CHROMIUM = Path(os.environ.get("FACESITE_CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = ROOT / "artifacts"
 GROUP = "samples/face_recognition/examples/knn_examples/test/obama_and_biden.jpg"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -56,9 +62,9 @@ def browser():
 def obama(media_root):
     from django.conf import settings
 
-    from members.services import member_create
     from faceengine.model_fetch import is_installed
     from facesite.engine import active_model_spec
+    from members.services import member_create
 
     if not is_installed(active_model_spec(), settings.FACESITE_MODEL_DIR):
         pytest.skip(f"The default model is not in {settings.FACESITE_MODEL_DIR}: run `manage.py fetch_models`")

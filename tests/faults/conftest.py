@@ -1,4 +1,5 @@
 """Fixtures of the fault tests: private servers to kill, a broker on them, a full disk."""
+
 from __future__ import annotations
 
 import errno
@@ -7,22 +8,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from django.core.cache import cache
 
-from members import selectors
 from tests.faults.servers import ServerUnavailable, private_mariadb, private_redis
 
 # A tmpfs this small holds a few LFW photos (~15 kB) but not a sample photo of ~100 kB.
 FULL_DISK_SIZE = "64k"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_state(media_root):
-    cache.clear()  # throttle counts
-    selectors.clear_gallery_cache()
-    yield
-    cache.clear()
-    selectors.clear_gallery_cache()
 
 
 @pytest.fixture
@@ -48,8 +38,11 @@ def full_disk(tmp_path, settings) -> Path:
     """MEDIA_ROOT on a real 64 kB tmpfs (we run as root in CI), unmounted at the end."""
     mount_point = tmp_path / "small-disk"
     mount_point.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={FULL_DISK_SIZE}", "tmpfs", str(mount_point)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={FULL_DISK_SIZE}", "tmpfs", str(mount_point)],
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here ({done.stderr.strip()}); the disk-full tests need root")
     settings.MEDIA_ROOT = mount_point

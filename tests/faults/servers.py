@@ -7,6 +7,7 @@ means SIGKILL (no clean shutdown, as in a crash) then a new process on the same 
 ``ServerUnavailable`` is raised when the binaries are missing; the fixtures in conftest.py turn
 it into a skip that says so.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -81,8 +82,9 @@ class _Server:
 
     def start(self, timeout: float = 60) -> None:
         with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
-                                            start_new_session=True)
+            self.process = subprocess.Popen(
+                self.command(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         self.starts += 1
         _wait(self.ping, timeout, f"{self.name} on port {self.port}", self.process, self.log)
 
@@ -117,9 +119,19 @@ class PrivateMariaDB(_Server):
         self.binary, self.datadir = binary, folder / "data"
 
     def command(self) -> list[str]:
-        return [self.binary, "--no-defaults", f"--datadir={self.datadir}", f"--socket={self.folder / 'mysqld.sock'}",
-                f"--port={self.port}", "--bind-address=127.0.0.1", "--user=root", "--skip-name-resolve",
-                "--innodb-buffer-pool-size=32M", "--skip-log-bin", f"--pid-file={self.folder / 'mysqld.pid'}"]
+        return [
+            self.binary,
+            "--no-defaults",
+            f"--datadir={self.datadir}",
+            f"--socket={self.folder / 'mysqld.sock'}",
+            f"--port={self.port}",
+            "--bind-address=127.0.0.1",
+            "--user=root",
+            "--skip-name-resolve",
+            "--innodb-buffer-pool-size=32M",
+            "--skip-log-bin",
+            f"--pid-file={self.folder / 'mysqld.pid'}",
+        ]
 
     def connect(self, database: str | None = None):
         import MySQLdb
@@ -150,8 +162,21 @@ class PrivateRedis(_Server):
 
     def command(self) -> list[str]:
         # No persistence: a restart loses every queued message (the fault under test).
-        return [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                "--daemonize", "no", "--dir", str(self.folder)]
+        return [
+            self.binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+            "--dir",
+            str(self.folder),
+        ]
 
     def client(self, db: int = 0):
         import redis
@@ -178,9 +203,19 @@ def private_mariadb(port: int = 3317) -> Iterator[PrivateMariaDB]:
     folder = Path(tempfile.mkdtemp(prefix="facesite-private-mariadb-"))
     server = PrivateMariaDB(folder, free_port(port), binary)
     try:
-        init = subprocess.run([install, "--no-defaults", f"--datadir={server.datadir}", "--user=root",
-                               "--auth-root-authentication-method=normal", "--skip-test-db"],
-                              capture_output=True, text=True, timeout=120)
+        init = subprocess.run(
+            [
+                install,
+                "--no-defaults",
+                f"--datadir={server.datadir}",
+                "--user=root",
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         if init.returncode != 0:
             raise ServerUnavailable(f"mariadb-install-db failed: {init.stderr[-2000:]}")
         server.start()

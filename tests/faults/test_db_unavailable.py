@@ -4,6 +4,7 @@ In process, on the real stack: the request thread's database connection is swapp
 MySQL connection to a port where nothing listens (a real "connection refused", error 2002/2003),
 then swapped back. The private-MariaDB test (test_mariadb_restart.py) kills a real server.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -20,9 +21,18 @@ pytestmark = pytest.mark.django_db
 
 def _dead_settings() -> dict:
     """A complete MySQL settings dict for a port where nothing listens."""
-    return connections.configure_settings({"default": {
-        "ENGINE": "django.db.backends.mysql", "NAME": "gone", "USER": "root", "HOST": "127.0.0.1",
-        "PORT": str(free_port(3390)), "OPTIONS": {"connect_timeout": 2}}})["default"]
+    return connections.configure_settings(
+        {
+            "default": {
+                "ENGINE": "django.db.backends.mysql",
+                "NAME": "gone",
+                "USER": "root",
+                "HOST": "127.0.0.1",
+                "PORT": str(free_port(3390)),
+                "OPTIONS": {"connect_timeout": 2},
+            }
+        }
+    )["default"]
 
 
 @pytest.fixture
@@ -103,8 +113,9 @@ def test_a_page_answers_a_503_page_then_recovers(refused_connection, client, dja
     assert client.get("/jobs/").status_code == 200
 
 
-def test_a_posted_upload_while_the_database_is_down_leaves_no_file(refused_connection, client,
-                                                                   django_user_model, media_root):
+def test_a_posted_upload_while_the_database_is_down_leaves_no_file(
+    refused_connection, client, django_user_model, media_root
+):
     from tests.conftest import require_file
 
     user = django_user_model.objects.create_user("apiuser2", password="pw-apiuser-2")

@@ -3,6 +3,7 @@
 MEDIA_ROOT is a real 64 kB tmpfs (``full_disk``): a photo of ~100 kB starts being written, the
 kernel answers ENOSPC midway, and the partial file must be gone, with no row in the database.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -66,8 +67,10 @@ def test_the_upload_page_shows_a_form_error_and_keeps_nothing(full_disk, client,
 def test_staged_member_uploads_are_all_or_nothing(full_disk):
     # The first photo fits, the second does not: neither row nor either file is kept.
     member = Member.objects.create(display_name="Sandy Smith")
-    files = [ContentFile(require_file(SMALL).read_bytes(), name="small.jpg"),
-             ContentFile(require_file(BIG).read_bytes(), name="big.jpg")]
+    files = [
+        ContentFile(require_file(SMALL).read_bytes(), name="small.jpg"),
+        ContentFile(require_file(BIG).read_bytes(), name="big.jpg"),
+    ]
     from members.services import member_upload_photos
 
     with pytest.raises(StorageFull):

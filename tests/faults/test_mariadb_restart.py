@@ -5,6 +5,7 @@ A private MariaDB (tests/faults/servers.py) holds the site's database; the site 
 subprocess (gunicorn with persistent connections when installed, else runserver). Nothing here
 touches the shared server on 3306.
 """
+
 from __future__ import annotations
 
 import time
@@ -22,8 +23,9 @@ def site(mariadb_server, tmp_path):
     mariadb_server.create_database("facesite_faults")
     # Persistent connections (as in production): after the restart each worker's connection is
     # dead, and CONN_HEALTH_CHECKS must replace it instead of failing the request.
-    env = stack_env(database_url=mariadb_server.url("facesite_faults"), media_root=tmp_path / "media",
-                    DATABASE_CONN_MAX_AGE="600")
+    env = stack_env(
+        database_url=mariadb_server.url("facesite_faults"), media_root=tmp_path / "media", DATABASE_CONN_MAX_AGE="600"
+    )
     manage(env, "migrate", "--noinput")
     token, session = create_user(env, "faults")
     server = WebServer(env, free_port(8731), tmp_path / "web.log", workers=1)

@@ -6,21 +6,14 @@ started again (empty: the messages are gone), then a worker starts. Its start-up
 exactly once; with no re-sends left, each is failed with the reason instead. Real engine, real
 photos, the test database on MySQL/MariaDB (a worker process cannot see SQLite's).
 """
+
 from __future__ import annotations
 
 import pytest
 
 from recognition.models import RecognitionJob
 from tests.conftest import use_broker
-from tests.recognition.test_worker import (  # noqa: F401  (fixtures)
-    check_group_result,
-    engine_ready,
-    job_in,
-    obama,
-    start_worker,
-    upload_group,
-    wait_for,
-)
+from tests.workers import check_group_result, job_in, upload_group, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.mysql]
 JOBS = 3

@@ -3,6 +3,7 @@
 A real broker (Redis db 15 on the test Redis, flushed; FACESITE_TEST_REDIS to move it) receives the
 messages; no worker runs, so what the sweep sent is read back from the queue itself.
 """
+
 from __future__ import annotations
 
 import base64
@@ -16,8 +17,7 @@ from django.utils import timezone
 
 from recognition.models import RecognitionJob
 from recognition.services import job_create, jobs_requeue_stale
-from tests.conftest import require_file
-from tests.conftest import use_broker
+from tests.conftest import require_file, use_broker
 from tests.faults.servers import free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)  # on_commit must fire: the send is after it

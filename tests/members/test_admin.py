@@ -1,5 +1,6 @@
 """The admin: lists with thumbnails and counts, uploads through the services and Celery,
 deletions and actions routed through the services."""
+
 from __future__ import annotations
 
 import pytest
@@ -8,8 +9,7 @@ from django.urls import reverse
 
 from members import services
 from members.models import Embedding, FaceSample, Member, PhotoUpload, Template
-
-from .conftest import FAKE_MODEL, draw_photo, face_photo, stored_files
+from tests.fakes import FAKE_MODEL, draw_photo, face_photo, stored_files
 
 pytestmark = pytest.mark.django_db
 
@@ -17,8 +17,13 @@ INLINES = ("faces", "templates", "uploads")
 
 
 def form_data(member: Member | None = None, **overrides) -> dict:
-    data = {"display_name": member.display_name if member else "", "external_id": (member.external_id or "") if member else "",
-            "notes": member.notes if member else "", "is_active": "on", "photo_mode": "average"}
+    data = {
+        "display_name": member.display_name if member else "",
+        "external_id": (member.external_id or "") if member else "",
+        "notes": member.notes if member else "",
+        "is_active": "on",
+        "photo_mode": "average",
+    }
     for prefix in INLINES:
         count = 0
         if member is not None and prefix == "faces":
@@ -27,8 +32,14 @@ def form_data(member: Member | None = None, **overrides) -> dict:
             count = member.templates.count()
         elif member is not None and prefix == "uploads":
             count = member.uploads.count()
-        data.update({f"{prefix}-TOTAL_FORMS": str(count), f"{prefix}-INITIAL_FORMS": str(count),
-                     f"{prefix}-MIN_NUM_FORMS": "0", f"{prefix}-MAX_NUM_FORMS": "1000"})
+        data.update(
+            {
+                f"{prefix}-TOTAL_FORMS": str(count),
+                f"{prefix}-INITIAL_FORMS": str(count),
+                f"{prefix}-MIN_NUM_FORMS": "0",
+                f"{prefix}-MAX_NUM_FORMS": "1000",
+            }
+        )
     if member is not None:
         for i, face in enumerate(member.faces.order_by("id")):
             data[f"faces-{i}-id"] = str(face.pk)
@@ -78,12 +89,18 @@ def test_member_page_shows_faces_with_their_box_and_templates(admin_client, fake
 
 
 def test_adding_a_member_with_photos_runs_the_services_through_celery(
-        admin_client, fake_engine, eager_celery, media_root, django_capture_on_commit_callbacks):
-    photos = [upload("../../a.png", face_photo("red")), upload("b.png", face_photo("blue")),
-              upload("empty.png", draw_photo([])), upload("c.txt", b"not an image")]
+    admin_client, fake_engine, eager_celery, media_root, django_capture_on_commit_callbacks
+):
+    photos = [
+        upload("../../a.png", face_photo("red")),
+        upload("b.png", face_photo("blue")),
+        upload("empty.png", draw_photo([])),
+        upload("c.txt", b"not an image"),
+    ]
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        response = admin_client.post(reverse("admin:members_member_add"),
-                                     form_data(display_name="Grace", external_id="G-1", photos=photos))
+        response = admin_client.post(
+            reverse("admin:members_member_add"), form_data(display_name="Grace", external_id="G-1", photos=photos)
+        )
     assert response.status_code == 302, response.content.decode()[:2000]
     assert len(callbacks) == 1  # the task was queued after the commit, not before
     member = Member.objects.get(external_id="G-1")
@@ -96,13 +113,13 @@ def test_adding_a_member_with_photos_runs_the_services_through_celery(
     assert (uploads["c.txt"].status, uploads["c.txt"].code) == ("failed", "unsupported_image_type")
     # Staged uploads are gone; only the two face photos remain, under generated names.
     assert sorted(p.relative_to(media_root).as_posix() for p in stored_files(media_root)) == sorted(
-        f.photo.name for f in member.faces.all())
+        f.photo.name for f in member.faces.all()
+    )
     page = admin_client.get(reverse("admin:members_member_change", args=[member.pk])).content.decode()
     assert "no_face" in page  # the outcome is shown on the member's page
 
 
-def test_a_redelivered_upload_task_does_nothing_twice(fake_engine, eager_celery,
-                                                      django_capture_on_commit_callbacks):
+def test_a_redelivered_upload_task_does_nothing_twice(fake_engine, eager_celery, django_capture_on_commit_callbacks):
     from members.tasks import process_uploads_task
 
     member = services.member_create(display_name="M").member
@@ -113,13 +130,15 @@ def test_a_redelivered_upload_task_does_nothing_twice(fake_engine, eager_celery,
     assert member.faces.count() == 1
 
 
-def test_changing_a_member_adds_or_replaces_photos(admin_client, fake_engine, eager_celery,
-                                                   django_capture_on_commit_callbacks):
+def test_changing_a_member_adds_or_replaces_photos(
+    admin_client, fake_engine, eager_celery, django_capture_on_commit_callbacks
+):
     member = services.member_create(display_name="Ada", photos=[face_photo("red")]).member
     url = reverse("admin:members_member_change", args=[member.pk])
     with django_capture_on_commit_callbacks(execute=True):
-        response = admin_client.post(url, form_data(member, display_name="Ada L.",
-                                                    photos=[upload("x.png", face_photo("blue"))]))
+        response = admin_client.post(
+            url, form_data(member, display_name="Ada L.", photos=[upload("x.png", face_photo("blue"))])
+        )
     assert response.status_code == 302
     member.refresh_from_db()
     assert member.display_name == "Ada L." and Template.objects.get(member=member).count == 2
@@ -128,27 +147,32 @@ def test_changing_a_member_adds_or_replaces_photos(admin_client, fake_engine, ea
     assert Template.objects.get(member=member).count == 1 and member.faces.count() == 1
 
 
-def test_deleting_a_face_inline_recomputes_the_template(admin_client, fake_engine, media_root,
-                                                        django_capture_on_commit_callbacks):
+def test_deleting_a_face_inline_recomputes_the_template(
+    admin_client, fake_engine, media_root, django_capture_on_commit_callbacks
+):
     member = services.member_create(display_name="Ada", photos=[face_photo("red"), face_photo("blue")]).member
     first = member.faces.order_by("id").first()
     with django_capture_on_commit_callbacks(execute=True):
-        response = admin_client.post(reverse("admin:members_member_change", args=[member.pk]),
-                                     form_data(member, **{"faces-0-DELETE": "on"}))
+        response = admin_client.post(
+            reverse("admin:members_member_change", args=[member.pk]), form_data(member, **{"faces-0-DELETE": "on"})
+        )
     assert response.status_code == 302
     assert list(member.faces.values_list("id", flat=True)) != [] and not FaceSample.objects.filter(pk=first.pk).exists()
     assert Template.objects.get(member=member).count == 1
     assert not (media_root / first.photo.name).exists()
 
 
-def test_deleting_members_in_the_admin_uses_member_delete(admin_client, fake_engine, media_root,
-                                                          django_capture_on_commit_callbacks):
+def test_deleting_members_in_the_admin_uses_member_delete(
+    admin_client, fake_engine, media_root, django_capture_on_commit_callbacks
+):
     a = services.member_create(display_name="A", photos=[face_photo("red")]).member
     b = services.member_create(display_name="B", photos=[face_photo("blue")]).member
     keep = services.member_create(display_name="Keep", photos=[face_photo("green")]).member
     with django_capture_on_commit_callbacks(execute=True):
-        response = admin_client.post(reverse("admin:members_member_changelist"), {
-            "action": "delete_selected", "_selected_action": [a.pk, b.pk], "post": "yes"})
+        response = admin_client.post(
+            reverse("admin:members_member_changelist"),
+            {"action": "delete_selected", "_selected_action": [a.pk, b.pk], "post": "yes"},
+        )
     assert response.status_code == 302
     assert list(Member.objects.values_list("pk", flat=True)) == [keep.pk]
     assert len(stored_files(media_root)) == 1 and Embedding.objects.count() == 1
@@ -157,8 +181,9 @@ def test_deleting_members_in_the_admin_uses_member_delete(admin_client, fake_eng
     assert not Member.objects.exists() and stored_files(media_root) == []
 
 
-def test_actions_recompute_embeddings_and_delete_faces(admin_client, fake_engine, eager_celery, media_root,
-                                                       django_capture_on_commit_callbacks):
+def test_actions_recompute_embeddings_and_delete_faces(
+    admin_client, fake_engine, eager_celery, media_root, django_capture_on_commit_callbacks
+):
     member = services.member_create(display_name="A", photos=[face_photo("red"), face_photo("blue")]).member
     Embedding.objects.filter(face__member=member).delete()
     Template.objects.filter(member=member).delete()
@@ -178,7 +203,9 @@ def test_deleting_faces_from_the_face_list(admin_client, fake_engine, django_cap
     member = services.member_create(display_name="A", photos=[face_photo("red"), face_photo("blue")]).member
     first = member.faces.order_by("id").first()
     with django_capture_on_commit_callbacks(execute=True):
-        admin_client.post(reverse("admin:members_facesample_changelist"), {
-            "action": "delete_selected", "_selected_action": [first.pk], "post": "yes"})
+        admin_client.post(
+            reverse("admin:members_facesample_changelist"),
+            {"action": "delete_selected", "_selected_action": [first.pk], "post": "yes"},
+        )
     assert member.faces.count() == 1 and Template.objects.get(member=member).count == 1
     assert admin_client.get(reverse("admin:members_facesample_add")).status_code == 403

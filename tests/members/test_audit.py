@@ -1,5 +1,6 @@
 """The audit log of member changes: every service writes one entry with its actor, in the
 change's own transaction; the API, the admin and the pages pass the user; the admin is read-only."""
+
 from __future__ import annotations
 
 import pytest
@@ -13,8 +14,7 @@ from accounts.services import token_create
 from members import selectors, services
 from members.errors import DuplicateExternalId
 from members.models import AuditEntry, FaceSample, Member
-
-from .conftest import FAKE_MODEL, face_photo
+from tests.fakes import FAKE_MODEL, face_photo
 
 pytestmark = pytest.mark.django_db
 
@@ -30,8 +30,9 @@ def only_entry(**filters) -> AuditEntry:
 
 
 def test_each_service_writes_one_entry_with_its_actor(fake_engine, editor, django_capture_on_commit_callbacks):
-    member = services.member_create(display_name="Ada", external_id="A-1", photos=[face_photo("red")],
-                                    actor=editor).member
+    member = services.member_create(
+        display_name="Ada", external_id="A-1", photos=[face_photo("red")], actor=editor
+    ).member
     entry = only_entry(action="create")
     assert (entry.actor, entry.actor_repr, entry.member_id, entry.member_name) == (editor, "editor", member.pk, "Ada")
     assert entry.changes["external_id"] == "A-1" and len(entry.changes["face_ids"]) == 1
@@ -84,23 +85,29 @@ def test_a_refused_change_writes_no_entry_and_a_no_op_update_neither(fake_engine
 
 
 def test_api_changes_record_the_token_user(fake_engine, editor, django_capture_on_commit_callbacks):
-    editor.user_permissions.add(*Permission.objects.filter(content_type__app_label="members",
-                                                           codename__in=["add_member", "change_member",
-                                                                         "delete_member", "view_member"]))
+    editor.user_permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label="members",
+            codename__in=["add_member", "change_member", "delete_member", "view_member"],
+        )
+    )
     _, token = token_create(user=editor, name="test")
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Token {token}")
-    created = api.post("/api/v1/members", {"display_name": "Ada",
-                                           "photos": [SimpleUploadedFile("a.png", face_photo("red"))]},
-                       format="multipart")
+    created = api.post(
+        "/api/v1/members",
+        {"display_name": "Ada", "photos": [SimpleUploadedFile("a.png", face_photo("red"))]},
+        format="multipart",
+    )
     assert created.status_code == 201, created.content
     member_id = created.json()["member"]["id"]
-    patched = api.patch(f"/api/v1/members/{member_id}", {"notes": "x"}, format="json",
-                        HTTP_X_REQUEST_ID="audit-req-42")
+    patched = api.patch(f"/api/v1/members/{member_id}", {"notes": "x"}, format="json", HTTP_X_REQUEST_ID="audit-req-42")
     assert patched.status_code == 200
-    added = api.post(f"/api/v1/members/{member_id}/faces",
-                     {"photos": [SimpleUploadedFile("b.png", face_photo("red"))], "mode": "average"},
-                     format="multipart")
+    added = api.post(
+        f"/api/v1/members/{member_id}/faces",
+        {"photos": [SimpleUploadedFile("b.png", face_photo("red"))], "mode": "average"},
+        format="multipart",
+    )
     assert added.status_code == 201, added.content
     face_id = added.json()["enrolment"]["photos"][0]["face_id"]
     with django_capture_on_commit_callbacks(execute=True):
@@ -114,25 +121,30 @@ def test_api_changes_record_the_token_user(fake_engine, editor, django_capture_o
     assert entries[0].request_id and entries[0].request_id == created["X-Request-ID"]
 
 
-def test_admin_changes_record_the_user_and_the_log_is_read_only(admin_client, admin_user, fake_engine, eager_celery,
-                                                                django_capture_on_commit_callbacks):
+def test_admin_changes_record_the_user_and_the_log_is_read_only(
+    admin_client, admin_user, fake_engine, eager_celery, django_capture_on_commit_callbacks
+):
     from .test_admin import form_data, upload
 
     with django_capture_on_commit_callbacks(execute=True):
-        response = admin_client.post(reverse("admin:members_member_add"),
-                                     form_data(display_name="Grace", external_id="G-1",
-                                               photos=[upload("g.png", face_photo("green"))]))
+        response = admin_client.post(
+            reverse("admin:members_member_add"),
+            form_data(display_name="Grace", external_id="G-1", photos=[upload("g.png", face_photo("green"))]),
+        )
     assert response.status_code == 302
     member = Member.objects.get(external_id="G-1")
     with django_capture_on_commit_callbacks(execute=True):
-        response = admin_client.post(reverse("admin:members_member_change", args=[member.pk]),
-                                     form_data(member, display_name="Grace H."))
+        response = admin_client.post(
+            reverse("admin:members_member_change", args=[member.pk]), form_data(member, display_name="Grace H.")
+        )
     assert response.status_code == 302
     page = admin_client.get(reverse("admin:members_member_change", args=[member.pk])).content.decode()
     assert "<td>admin</td><td>update</td>" in page  # the member's own page shows its latest changes
     with django_capture_on_commit_callbacks(execute=True):
-        admin_client.post(reverse("admin:members_member_changelist"),
-                          {"action": "recompute_embeddings", "_selected_action": [member.pk]})
+        admin_client.post(
+            reverse("admin:members_member_changelist"),
+            {"action": "recompute_embeddings", "_selected_action": [member.pk]},
+        )
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post(reverse("admin:members_member_delete", args=[member.pk]), {"post": "yes"})
     assert response.status_code == 302 and not Member.objects.filter(pk=member.pk).exists()
@@ -147,10 +159,14 @@ def test_admin_changes_record_the_user_and_the_log_is_read_only(admin_client, ad
     page = admin_client.get(reverse("admin:members_auditentry_change", args=[entry.pk]))
     assert page.status_code == 200 and 'name="_save"' not in page.content.decode()
     assert admin_client.get(reverse("admin:members_auditentry_add")).status_code == 403
-    assert admin_client.post(reverse("admin:members_auditentry_change", args=[entry.pk]),
-                             {"action": "delete"}).status_code == 403
-    assert admin_client.post(reverse("admin:members_auditentry_delete", args=[entry.pk]),
-                             {"post": "yes"}).status_code == 403
+    assert (
+        admin_client.post(reverse("admin:members_auditentry_change", args=[entry.pk]), {"action": "delete"}).status_code
+        == 403
+    )
+    assert (
+        admin_client.post(reverse("admin:members_auditentry_delete", args=[entry.pk]), {"post": "yes"}).status_code
+        == 403
+    )
     assert AuditEntry.objects.filter(pk=entry.pk, action="create").exists()
 
 
@@ -158,9 +174,13 @@ def test_enrolment_page_records_the_staff_user(client, fake_engine, eager_celery
     staff = get_user_model().objects.create_user("boss", password="pw-boss-123", is_staff=True)
     client.force_login(staff)
     with django_capture_on_commit_callbacks(execute=True):
-        client.post(reverse("member-enrol"), {"display_name": "Green", "mode": "average",
-                                              "photos": [SimpleUploadedFile("g.png", face_photo("green"))]})
+        client.post(
+            reverse("member-enrol"),
+            {"display_name": "Green", "mode": "average", "photos": [SimpleUploadedFile("g.png", face_photo("green"))]},
+        )
     member = Member.objects.get(display_name="Green")
     assert FaceSample.objects.filter(member=member).count() == 1
     assert [(e.action, e.actor) for e in AuditEntry.objects.filter(member_id=member.pk).order_by("id")] == [
-        ("create", staff), ("add_faces", staff)]
+        ("create", staff),
+        ("add_faces", staff),
+    ]

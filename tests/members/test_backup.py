@@ -1,6 +1,7 @@
 """Backup and restore of the gallery (members.backup, export_gallery / import_gallery): a round
 trip through a flushed database gives the same members, vectors and identification; a damaged
 archive is refused with a clear error and changes nothing; importing twice changes nothing."""
+
 from __future__ import annotations
 
 import hashlib
@@ -17,8 +18,7 @@ from django.core.management import CommandError, call_command
 from members import selectors, services
 from members.backup import BackupError, gallery_export, gallery_import
 from members.models import AuditEntry, FaceSample, Member, Template
-
-from .conftest import FAKE_DIM, FAKE_MODEL, face_photo, lfw_photos, stored_files
+from tests.fakes import FAKE_DIM, FAKE_MODEL, face_photo, lfw_photos, stored_files
 
 pytestmark = pytest.mark.django_db
 
@@ -32,13 +32,18 @@ def snapshot() -> dict:
             with face.photo.open("rb") as handle:
                 digest = hashlib.sha256(handle.read()).hexdigest()
             faces[str(face.uuid)] = {
-                "sha256": digest, "box": face.box, "landmarks": face.landmarks, "score": face.detection_score,
+                "sha256": digest,
+                "box": face.box,
+                "landmarks": face.landmarks,
+                "score": face.detection_score,
                 "size": (face.image_width, face.image_height),
-                "vectors": {e.model_name: e.as_array() for e in face.embeddings.all()}}
+                "vectors": {e.model_name: e.as_array() for e in face.embeddings.all()},
+            }
         members[str(member.uuid)] = {
             "fields": (member.display_name, member.external_id, member.notes, member.is_active),
             "faces": faces,
-            "templates": {t.model_name: (t.count, t.as_array()) for t in Template.objects.filter(member=member)}}
+            "templates": {t.model_name: (t.count, t.as_array()) for t in Template.objects.filter(member=member)},
+        }
     return members
 
 
@@ -51,7 +56,12 @@ def assert_same(before: dict, after: dict) -> None:
         for face_key, face in member["faces"].items():
             again = restored["faces"][face_key]
             assert (again["sha256"], again["box"], again["landmarks"], again["score"], again["size"]) == (
-                face["sha256"], face["box"], face["landmarks"], face["score"], face["size"])
+                face["sha256"],
+                face["box"],
+                face["landmarks"],
+                face["score"],
+                face["size"],
+            )
             assert again["vectors"].keys() == face["vectors"].keys()
             for model_name, vector in face["vectors"].items():
                 assert np.allclose(again["vectors"][model_name], vector, atol=0, rtol=0)
@@ -72,8 +82,12 @@ def flush(media_root: Path) -> None:
 
 @pytest.fixture
 def gallery(fake_engine):
-    ada = services.member_create(display_name="Ada", external_id="A-1", notes="first",
-                                 photos=[face_photo("red"), face_photo("red", box=(30, 30, 50, 60))]).member
+    ada = services.member_create(
+        display_name="Ada",
+        external_id="A-1",
+        notes="first",
+        photos=[face_photo("red"), face_photo("red", box=(30, 30, 50, 60))],
+    ).member
     bob = services.member_create(display_name="Bob", photos=[face_photo("blue")]).member
     services.member_update(member=bob, is_active=False)
     services.member_create(display_name="Cy")  # no faces
@@ -89,15 +103,21 @@ def test_round_trip_through_a_flushed_database(gallery, media_root, tmp_path, fa
     archive = tmp_path / "backup.zip"
     summary = gallery_export(out=archive)
     assert (summary.members, summary.faces) == (3, 3)
-    assert summary.models == {FAKE_MODEL: {"dim": FAKE_DIM, "embeddings": 3, "templates": 2},
-                              "fake-second": {"dim": FAKE_DIM, "embeddings": 2, "templates": 1}}
+    assert summary.models == {
+        FAKE_MODEL: {"dim": FAKE_DIM, "embeddings": 3, "templates": 2},
+        "fake-second": {"dim": FAKE_DIM, "embeddings": 2, "templates": 1},
+    }
 
     flush(media_root)
     assert not stored_files(media_root) and not Member.objects.exists()
     result = gallery_import(source=archive)
 
     assert (result.members_created, result.faces_created, result.embeddings_created, result.templates_written) == (
-        3, 3, 5, 3)
+        3,
+        3,
+        5,
+        3,
+    )
     assert_same(before, snapshot())
     # The photos are back under generated names inside MEDIA_ROOT, one file per face.
     names = sorted(f.photo.name for f in FaceSample.objects.all())
@@ -123,8 +143,9 @@ def test_importing_twice_changes_nothing(gallery, tmp_path, media_root):
     assert Member.objects.count() == 3 and FaceSample.objects.count() == 3
 
 
-def test_a_new_face_in_the_backup_is_added_to_the_existing_member(gallery, tmp_path, fake_engine,
-                                                                  django_capture_on_commit_callbacks):
+def test_a_new_face_in_the_backup_is_added_to_the_existing_member(
+    gallery, tmp_path, fake_engine, django_capture_on_commit_callbacks
+):
     archive = tmp_path / "backup.zip"
     gallery_export(out=archive)
     ada = gallery["ada"]
@@ -200,27 +221,45 @@ def damaged(archive: Path, tmp_path: Path) -> dict[str, tuple[Path, str]]:
             content = json.loads(data)
             update(content)
             return json.dumps(content).encode()
+
         return change
 
     def set_dim(content):
         content["models"][FAKE_MODEL]["dim"] = 16
+
     return {
         "truncated": (truncated, "not a readable zip"),
         "crc": (corrupt, "damaged"),
         "not a zip": (not_zip, "not a readable zip"),
-        "no manifest": (rewrite(archive, tmp_path / "a.zip", lambda n, d: None if n == "manifest.json" else d),
-                        "manifest.json is missing"),
-        "missing photo": (rewrite(archive, tmp_path / "b.zip", lambda n, d: None if n.startswith("photos/") else d),
-                          "is missing from the archive"),
-        "altered photo": (rewrite(archive, tmp_path / "c.zip",
-                                  lambda n, d: face_photo("green") if n.startswith("photos/") else d),
-                          "does not match its SHA-256"),
+        "no manifest": (
+            rewrite(archive, tmp_path / "a.zip", lambda n, d: None if n == "manifest.json" else d),
+            "manifest.json is missing",
+        ),
+        "missing photo": (
+            rewrite(archive, tmp_path / "b.zip", lambda n, d: None if n.startswith("photos/") else d),
+            "is missing from the archive",
+        ),
+        "altered photo": (
+            rewrite(archive, tmp_path / "c.zip", lambda n, d: face_photo("green") if n.startswith("photos/") else d),
+            "does not match its SHA-256",
+        ),
         "wrong dim": (rewrite(archive, tmp_path / "d.zip", manifest(set_dim)), "16-d vectors in the backup but 8-d"),
-        "wrong rows": (rewrite(archive, tmp_path / "e.zip",
-                               lambda n, d: vectors_npy(FAKE_DIM) if n == f"vectors/{FAKE_MODEL}/templates.npy" else d),
-                       "has 3 rows; the manifest says 2"),
-        "bad model name": (rewrite(archive, tmp_path / "f.zip", manifest(
-            lambda c: c["models"].update({"../x": c["models"].pop(FAKE_MODEL)}))), "not a valid model name"),
+        "wrong rows": (
+            rewrite(
+                archive,
+                tmp_path / "e.zip",
+                lambda n, d: vectors_npy(FAKE_DIM) if n == f"vectors/{FAKE_MODEL}/templates.npy" else d,
+            ),
+            "has 3 rows; the manifest says 2",
+        ),
+        "bad model name": (
+            rewrite(
+                archive,
+                tmp_path / "f.zip",
+                manifest(lambda c: c["models"].update({"../x": c["models"].pop(FAKE_MODEL)})),
+            ),
+            "not a valid model name",
+        ),
     }
 
 
@@ -246,6 +285,7 @@ def test_a_failure_while_writing_rolls_back_rows_and_files(gallery, tmp_path, me
 
     def fail(*args, **kwargs):
         raise RuntimeError("disk on fire")
+
     monkeypatch.setattr("members.backup.audit_record", fail)  # fails inside the transaction
     with pytest.raises(RuntimeError):
         gallery_import(source=archive)

@@ -1,4 +1,5 @@
 """members.bulk: the worker side of a zip enrolment reports back and cleans up."""
+
 from __future__ import annotations
 
 import io

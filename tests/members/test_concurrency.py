@@ -3,6 +3,7 @@
 Real concurrent transactions on MariaDB/MySQL (one connection per thread, row locks); SQLite
 locks the whole database file, so there is nothing to show there.
 """
+
 from __future__ import annotations
 
 import threading
@@ -14,8 +15,7 @@ from django.db import connection
 
 from members import services
 from members.models import Embedding, FaceSample, Template
-
-from .conftest import face_photo, is_mysql, lfw_photos
+from tests.fakes import face_photo, is_mysql, lfw_photos
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.mysql]
 
@@ -25,8 +25,11 @@ HOLD = 0.4  # seconds each transaction holds the template between reading and wr
 def photo_sets(engine: str, request) -> tuple[list, list, list]:
     if engine == "fake":
         request.getfixturevalue("fake_engine")
-        return ([face_photo("grey")], [face_photo("red"), face_photo("blue")],
-                [face_photo("green"), face_photo("yellow"), face_photo("cyan")])
+        return (
+            [face_photo("grey")],
+            [face_photo("red"), face_photo("blue")],
+            [face_photo("green"), face_photo("yellow"), face_photo("cyan")],
+        )
     request.getfixturevalue("real_recognizer")
     photos = lfw_photos(request.getfixturevalue("lfw_dir"), "Colin_Powell")[:6]
     return photos[:1], photos[1:3], photos[3:6]
@@ -80,8 +83,9 @@ def test_concurrent_additions_give_the_sequential_template(engine, request, monk
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=worker, args=(batch,), name=f"worker-{i}")
-               for i, batch in enumerate((batch_a, batch_b))]
+    threads = [
+        threading.Thread(target=worker, args=(batch,), name=f"worker-{i}") for i, batch in enumerate((batch_a, batch_b))
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:

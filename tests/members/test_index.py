@@ -1,11 +1,11 @@
 """faceengine.index: the backends agree with exact search; labels come back once."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from faceengine.errors import ModelMismatch
-
 from faceengine.gallery import Gallery
 from faceengine.index import GalleryIndex, IndexConfig, normalize_rows
 
@@ -13,7 +13,9 @@ from faceengine.index import GalleryIndex, IndexConfig, normalize_rows
 def clustered(n_labels: int, per_label: int, dim: int = 32, seed: int = 0, noise: float = 0.35):
     rng = np.random.default_rng(seed)
     centres = normalize_rows(rng.normal(size=(n_labels, dim)))
-    vectors = np.repeat(centres, per_label, axis=0) + noise * rng.normal(size=(n_labels * per_label, dim)) / np.sqrt(dim)
+    vectors = np.repeat(centres, per_label, axis=0) + noise * rng.normal(size=(n_labels * per_label, dim)) / np.sqrt(
+        dim
+    )
     labels = np.repeat(np.arange(n_labels), per_label).tolist()
     return labels, normalize_rows(vectors).astype(np.float32), centres
 
@@ -35,7 +37,7 @@ def test_backends_match_the_reference_gallery(backend):
 def test_vectors_are_normalised_so_scores_are_cosines():
     vectors = np.array([[3.0, 0.0], [0.0, 0.5]], np.float32)  # templates are shorter or longer than 1
     index = GalleryIndex("m", 2, ["a", "b"], vectors)
-    (best, second), = index.search(np.array([[2.0, 2.0]]), k=2)
+    ((best, second),) = index.search(np.array([[2.0, 2.0]]), k=2)
     assert best.similarity == pytest.approx(np.sqrt(0.5)) and second.similarity == pytest.approx(np.sqrt(0.5))
     assert index.search(np.array([[0.0, 7.0]]), k=1)[0][0].label == "b"
 
@@ -83,7 +85,10 @@ def test_numpy_search_in_blocks_gives_the_same_answer(monkeypatch):
     queries = vectors[::7]
     whole = GalleryIndex("m", vectors.shape[1], labels, vectors, config=IndexConfig(backend="numpy")).search(queries, 3)
     monkeypatch.setattr(module, "_NUMPY_BLOCK", 200 * 3)  # three queries per block
-    blocked = GalleryIndex("m", vectors.shape[1], labels, vectors, config=IndexConfig(backend="numpy")).search(queries, 3)
+    blocked = GalleryIndex("m", vectors.shape[1], labels, vectors, config=IndexConfig(backend="numpy")).search(
+        queries, 3
+    )
     assert [[m.label for m in row] for row in blocked] == [[m.label for m in row] for row in whole]
-    np.testing.assert_allclose([[m.similarity for m in row] for row in blocked],
-                               [[m.similarity for m in row] for row in whole], atol=1e-6)
+    np.testing.assert_allclose(
+        [[m.similarity for m in row] for row in blocked], [[m.similarity for m in row] for row in whole], atol=1e-6
+    )

@@ -1,4 +1,5 @@
 """The services with the real engine (MTCNN + the default model) on real LFW photos."""
+
 from __future__ import annotations
 
 import io
@@ -12,8 +13,7 @@ from django.core.management import call_command
 from members import selectors, services
 from members.models import Embedding, FaceSample, Member, Template
 from members.tasks import enroll_folder_task
-
-from .conftest import lfw_photos, stored_files
+from tests.fakes import lfw_photos, stored_files
 
 pytestmark = pytest.mark.django_db
 
@@ -33,8 +33,9 @@ def people(lfw_dir, real_recognizer):
 
 
 def test_enrol_and_identify_real_faces(people, lfw_dir):
-    members = {name: services.member_create(display_name=name, photos=photos[:3]).member
-               for name, photos in people.items()}
+    members = {
+        name: services.member_create(display_name=name, photos=photos[:3]).member for name, photos in people.items()
+    }
     for name, member in members.items():
         face = FaceSample.objects.filter(member=member).first()
         assert 40 < face.box_w < 200 and face.detection_score > 0.9
@@ -50,8 +51,7 @@ def test_enrol_and_identify_real_faces(people, lfw_dir):
     assert len(unknown.candidates) == 3  # still says who came closest
 
 
-def test_deleting_a_member_removes_rows_files_and_index_entries(people, media_root,
-                                                                django_capture_on_commit_callbacks):
+def test_deleting_a_member_removes_rows_files_and_index_entries(people, media_root, django_capture_on_commit_callbacks):
     powell = services.member_create(display_name="Colin Powell", photos=people["Colin_Powell"][:4]).member
     blair = services.member_create(display_name="Tony Blair", photos=people["Tony_Blair"][:4]).member
     probe = people["Colin_Powell"][12]
@@ -115,8 +115,12 @@ def test_enroll_folder_command_enrols_reports_and_resumes(people, tmp_path):
     assert Template.objects.get(member__external_id="Tony_Blair").count == 2
     assert not Member.objects.filter(external_id="Nobody").exists()
     summary = json.loads((tmp_path / "s.json").read_text())
-    assert summary["reasons"] == {"unsupported_image_type": 1, "no_face": 2, "not_in_person_folder": 1,
-                                  "empty_folder": 1}
+    assert summary["reasons"] == {
+        "unsupported_image_type": 1,
+        "no_face": 2,
+        "not_in_person_folder": 1,
+        "empty_folder": 1,
+    }
 
     out = io.StringIO()
     call_command("enroll_folder", str(root), "--no-progress", stdout=out)

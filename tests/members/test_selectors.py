@@ -1,16 +1,15 @@
 """The gallery selector: per-process cache, rebuilt on a version change, models kept apart."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from faceengine.errors import ModelMismatch
-
 from members import errors, selectors, services
-from members.services import gallery
 from members.models import Embedding, FaceSample, Member, Template, vector_to_bytes
-
-from .conftest import FAKE_DIM, FAKE_MODEL, face_photo, make_fake_recognizer
+from members.services import gallery
+from tests.fakes import FAKE_DIM, FAKE_MODEL, face_photo, make_fake_recognizer
 
 pytestmark = pytest.mark.django_db
 
@@ -63,7 +62,7 @@ def test_sample_matching_indexes_every_face_and_names_each_member_once(fake_engi
     templates = selectors.gallery_for_model(model_name=FAKE_MODEL, dim=FAKE_DIM, match="template")
     samples = selectors.gallery_for_model(model_name=FAKE_MODEL, dim=FAKE_DIM, match="sample")
     assert len(templates) == 2 and len(samples) == 3
-    (best, second), = samples.search(embed("blue")[None], k=2)
+    ((best, second),) = samples.search(embed("blue")[None], k=2)
     assert (best.label, second.label) == (mixed.pk, green.pk)
     assert best.similarity == pytest.approx(1.0, abs=1e-5)
     # The template (mean of red and blue) is less similar to a blue face than the blue sample.

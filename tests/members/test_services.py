@@ -1,4 +1,5 @@
 """The member services on the fake engine: rows, files, templates, outcomes and errors."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,8 +8,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from members import errors, selectors, services
 from members.models import Embedding, FaceSample, GalleryVersion, Member, Template
-
-from .conftest import FAKE_DIM, FAKE_MODEL, draw_photo, face_photo, make_fake_recognizer, stored_files
+from tests.fakes import FAKE_DIM, FAKE_MODEL, draw_photo, face_photo, make_fake_recognizer, stored_files
 
 pytestmark = pytest.mark.django_db
 
@@ -26,8 +26,9 @@ def unit(vector: np.ndarray) -> np.ndarray:
 
 
 def test_member_create_stores_faces_embeddings_template_and_files(fake_engine, media_root):
-    result = services.member_create(display_name="  Ada Lovelace ", external_id="A-1", notes="n",
-                                    photos=[face_photo("red"), face_photo("orange")])
+    result = services.member_create(
+        display_name="  Ada Lovelace ", external_id="A-1", notes="n", photos=[face_photo("red"), face_photo("orange")]
+    )
     member = result.member
     assert Member.objects.get(pk=member.pk).display_name == "Ada Lovelace"
     assert [o.ok for o in result.outcomes] == [True, True]
@@ -129,8 +130,9 @@ def test_member_add_faces_average_folds_into_the_template(fake_engine):
     assert Template.objects.get(member=member).count == 4
 
 
-def test_member_add_faces_replace_drops_old_faces_files_and_template(fake_engine, media_root,
-                                                                     django_capture_on_commit_callbacks):
+def test_member_add_faces_replace_drops_old_faces_files_and_template(
+    fake_engine, media_root, django_capture_on_commit_callbacks
+):
     member = services.member_create(display_name="M", photos=[face_photo("red"), face_photo("blue")]).member
     old_files = stored_files(media_root)
     old_faces = set(FaceSample.objects.filter(member=member).values_list("id", flat=True))
@@ -169,8 +171,9 @@ def test_member_add_faces_errors(fake_engine):
         services.member_delete(member=member.pk + 1000)
 
 
-def test_member_delete_leaves_no_row_no_file_no_index_entry(fake_engine, media_root,
-                                                            django_capture_on_commit_callbacks):
+def test_member_delete_leaves_no_row_no_file_no_index_entry(
+    fake_engine, media_root, django_capture_on_commit_callbacks
+):
     keep = services.member_create(display_name="Keep", photos=[face_photo("blue")]).member
     gone = services.member_create(display_name="Gone", photos=[face_photo("red"), face_photo("orange")]).member
     gone_files = [media_root / f.photo.name for f in FaceSample.objects.filter(member=gone)]
@@ -198,17 +201,17 @@ def test_files_stay_when_the_deleting_transaction_rolls_back(fake_engine, media_
 
     member = services.member_create(display_name="M", photos=[face_photo("red")]).member
     files = stored_files(media_root)
-    with pytest.raises(RuntimeError):
-        with transaction.atomic():
-            services.member_delete(member=member)
-            raise RuntimeError("the caller's transaction fails")
+    with pytest.raises(RuntimeError), transaction.atomic():
+        services.member_delete(member=member)
+        raise RuntimeError("the caller's transaction fails")
     assert Member.objects.filter(pk=member.pk).exists()
     assert all(p.exists() for p in files)
 
 
 def test_face_delete_recomputes_the_template(fake_engine, media_root, django_capture_on_commit_callbacks):
-    member = services.member_create(display_name="M", photos=[face_photo("red"), face_photo("blue"),
-                                                              face_photo("green")]).member
+    member = services.member_create(
+        display_name="M", photos=[face_photo("red"), face_photo("blue"), face_photo("green")]
+    ).member
     red, blue, green = FaceSample.objects.filter(member=member).order_by("id")
     with django_capture_on_commit_callbacks(execute=True):
         assert services.face_delete(faces=[blue]) == 1
@@ -243,14 +246,19 @@ def test_recompute_embeddings_adds_the_new_models_vectors_and_template(fake_engi
     result = services.member_recompute_embeddings(member=member, model_name="other-model")
     assert (result.embedded, result.failed, result.template_count) == (2, [], 2)
     assert set(Embedding.objects.filter(face__member=member).values_list("model_name", flat=True)) == {
-        FAKE_MODEL, "other-model"}
+        FAKE_MODEL,
+        "other-model",
+    }
     other = fake_engine("other-model")
     expected = []
     for colour in ("red", "blue"):
         rgb = other.load(face_photo(colour))
         expected.append(other.embed_faces(rgb, other.detector.detect(rgb))[0])
-    np.testing.assert_allclose(Template.objects.get(member=member, model_name="other-model").as_array(),
-                               (expected[0] + expected[1]) / 2, atol=1e-5)
+    np.testing.assert_allclose(
+        Template.objects.get(member=member, model_name="other-model").as_array(),
+        (expected[0] + expected[1]) / 2,
+        atol=1e-5,
+    )
     # Recomputing again replaces, never duplicates.
     services.member_recompute_embeddings(member=member, model_name="other-model")
     assert Embedding.objects.filter(face__member=member, model_name="other-model").count() == 2

@@ -1,4 +1,5 @@
 """manage.py recognize and manage.py evaluate on real photos."""
+
 from __future__ import annotations
 
 import io
@@ -46,8 +47,7 @@ def test_recognize_names_enrolled_members(settings, tmp_path):
     member_create(display_name="Barack Obama", photos=[require_file(f"{train}/obama/obama.jpg")])
     member_create(display_name="Joe Biden", photos=[require_file(f"{train}/biden/biden2.jpg")])
     out = io.StringIO()
-    call_command("recognize", str(require_file(f"{FR}/knn_examples/test/obama_and_biden.jpg")),
-                 "--json", stdout=out)
+    call_command("recognize", str(require_file(f"{FR}/knn_examples/test/obama_and_biden.jpg")), "--json", stdout=out)
     faces = sorted(json.loads(out.getvalue())[0]["faces"], key=lambda f: f["box"][0])
     assert [f["member"] for f in faces] == ["Joe Biden", "Barack Obama", None]
     assert all(f["similarity"] is not None for f in faces)
@@ -68,8 +68,18 @@ def test_evaluate_on_a_real_lfw_subset(tmp_path):
     data = lfw_subset(tmp_path)
     report = tmp_path / "report.json"
     out = io.StringIO()
-    call_command("evaluate", "--benchmark", "lfw", "--data", str(data), "--flip",
-                 "--json", str(report), "--no-progress", stdout=out)
+    call_command(
+        "evaluate",
+        "--benchmark",
+        "lfw",
+        "--data",
+        str(data),
+        "--flip",
+        "--json",
+        str(report),
+        "--no-progress",
+        stdout=out,
+    )
     result = json.loads(report.read_text())["lfw"]
     assert set(result) >= {"accuracy", "std", "threshold", "auc", "tar_at_far_1e-3", "pairs", "fallbacks"}
     assert result["pairs"] == 60

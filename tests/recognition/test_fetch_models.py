@@ -1,4 +1,5 @@
 """manage.py fetch_models: checksum, no half-written files, clear errors."""
+
 from __future__ import annotations
 
 import os

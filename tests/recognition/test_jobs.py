@@ -1,4 +1,5 @@
 """Recognition jobs: upload checks, the claim, idempotency, retries and results (fake engine)."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -11,16 +12,9 @@ from django.utils import timezone
 from members import services as member_services
 from recognition import selectors, services
 from recognition.models import RecognitionJob
-from tests.members.conftest import (  # noqa: F401  (fixtures)
-    _own_media_root, draw_photo, face_photo, fake_engine, fresh_gallery_cache, stored_files)
+from tests.fakes import draw_photo, face_photo, stored_files
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def fake_threshold(settings):
-    # The fake model has no calibrated threshold of its own.
-    settings.FACESITE_GALLERY = {**settings.FACESITE_GALLERY, "IDENTIFICATION_THRESHOLD": 0.9}
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fake_threshold")]
 
 
 @pytest.fixture
@@ -32,8 +26,9 @@ def upload(data: bytes, name: str = "group.png") -> SimpleUploadedFile:
     return SimpleUploadedFile(name, data, content_type="image/png")
 
 
-def test_create_queues_after_commit_and_runs(fake_engine, user, eager_celery, media_root,
-                                            django_capture_on_commit_callbacks):
+def test_create_queues_after_commit_and_runs(
+    fake_engine, user, eager_celery, media_root, django_capture_on_commit_callbacks
+):
     red = member_services.member_create(display_name="Red Person", photos=[face_photo("red")]).member
     photo = draw_photo([("red", (10, 10, 40, 50)), ("blue", (90, 20, 40, 50))])
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
@@ -55,11 +50,14 @@ def test_create_queues_after_commit_and_runs(fake_engine, user, eager_celery, me
     assert set(result["timings"]) >= {"queued", "decode", "engine", "run", "total"}
 
 
-@pytest.mark.parametrize("data, code", [
-    (b"%PDF-1.4 not a photo at all", "unsupported_image_type"),
-    (b"", "invalid_image"),
-    (face_photo("red")[:60], "invalid_image"),
-])
+@pytest.mark.parametrize(
+    "data, code",
+    [
+        (b"%PDF-1.4 not a photo at all", "unsupported_image_type"),
+        (b"", "invalid_image"),
+        (face_photo("red")[:60], "invalid_image"),
+    ],
+)
 def test_create_refuses_what_is_not_a_photo(user, media_root, data, code):
     with pytest.raises(services.UploadRejected) as info:
         services.job_create(user=user, upload=upload(data, "doc.png"))
@@ -148,8 +146,9 @@ def test_users_see_only_their_own_jobs(user):
     assert selectors.job_get_for_user(user=admin, job_id=theirs.pk) == theirs
 
 
-def test_an_unknown_face_goes_to_a_member_through_the_enrolment_task(fake_engine, user, eager_celery,
-                                                                     django_capture_on_commit_callbacks):
+def test_an_unknown_face_goes_to_a_member_through_the_enrolment_task(
+    fake_engine, user, eager_celery, django_capture_on_commit_callbacks
+):
     member = member_services.member_create(display_name="Blue Person").member
     job = make_job(user, draw_photo([("blue", (100, 30, 40, 50)), ("red", (10, 10, 30, 30))]))
     services.job_run(job_id=job.pk)

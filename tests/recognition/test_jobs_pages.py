@@ -1,4 +1,5 @@
 """The pages: log in, upload, a job's page and status, history, members and enrolment (fake engine)."""
+
 from __future__ import annotations
 
 import pytest
@@ -9,11 +10,9 @@ from django.urls import reverse
 from members import services as member_services
 from members.models import Member
 from recognition.models import RecognitionJob
-from tests.members.conftest import (  # noqa: F401  (fixtures)
-    _own_media_root, draw_photo, face_photo, fake_engine, fresh_gallery_cache)
-from tests.recognition.test_jobs import fake_threshold  # noqa: F401  (fixtures)
+from tests.fakes import draw_photo, face_photo
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fake_threshold")]
 XHR = {"HTTP_X_REQUESTED_WITH": "XMLHttpRequest", "HTTP_ACCEPT": "application/json"}
 
 
@@ -32,8 +31,9 @@ def staff(client):
 
 
 def png(name="p.png", data=None):
-    return SimpleUploadedFile(name, data or draw_photo([("red", (10, 10, 40, 50)), ("blue", (90, 20, 40, 50))]),
-                              content_type="image/png")
+    return SimpleUploadedFile(
+        name, data or draw_photo([("red", (10, 10, 40, 50)), ("blue", (90, 20, 40, 50))]), content_type="image/png"
+    )
 
 
 def test_pages_need_a_login(client):
@@ -53,7 +53,9 @@ def test_log_in_and_out(client):
     assert client.get(reverse("home")).status_code == 302
 
 
-def test_upload_page_and_a_json_upload_that_runs(client, alice, fake_engine, eager_celery, django_capture_on_commit_callbacks):
+def test_upload_page_and_a_json_upload_that_runs(
+    client, alice, fake_engine, eager_celery, django_capture_on_commit_callbacks
+):
     page = client.get(reverse("home")).content.decode()
     assert 'id="id_photos"' in page and "multiple" in page and 'for="id_photos"' in page and "upload.js" in page
     member_services.member_create(display_name="Red Person", photos=[face_photo("red")])
@@ -73,8 +75,9 @@ def test_upload_page_and_a_json_upload_that_runs(client, alice, fake_engine, eag
     assert reverse("job-detail", args=[job.pk]) in history
 
 
-@pytest.mark.parametrize("data, code, status", [(b"hello, not a photo", "unsupported_image_type", 415),
-                                               (b"", "invalid_image", 400)])
+@pytest.mark.parametrize(
+    "data, code, status", [(b"hello, not a photo", "unsupported_image_type", 415), (b"", "invalid_image", 400)]
+)
 def test_a_bad_upload_gets_a_clear_message(client, alice, data, code, status):
     response = client.post(reverse("home"), {"photos": SimpleUploadedFile("notes.txt", data)}, **XHR)
     assert response.status_code == status and response.json()["error"]["code"] == code
@@ -104,21 +107,30 @@ def test_a_failed_job_shows_why(client, alice):
     from recognition.services import job_create
 
     job = job_create(user=alice, upload=png())
-    RecognitionJob.objects.filter(pk=job.pk).update(status="failed", error_code="interrupted",
-                                                    error_message="The job was interrupted 3 time(s).")
+    RecognitionJob.objects.filter(pk=job.pk).update(
+        status="failed", error_code="interrupted", error_message="The job was interrupted 3 time(s)."
+    )
     assert "The job was interrupted 3 time(s)." in client.get(reverse("job-detail", args=[job.pk])).content.decode()
     assert client.get(reverse("job-status", args=[job.pk])).json()["error"]["code"] == "interrupted"
 
 
-def test_members_pages_and_enrolment_through_the_worker_task(client, staff, fake_engine, eager_celery,
-                                                          django_capture_on_commit_callbacks):
+def test_members_pages_and_enrolment_through_the_worker_task(
+    client, staff, fake_engine, eager_celery, django_capture_on_commit_callbacks
+):
     page = client.get(reverse("member-enrol")).content.decode()
     assert 'for="id_display_name"' in page and 'for="id_photos"' in page
     with django_capture_on_commit_callbacks(execute=True):
-        response = client.post(reverse("member-enrol"), {
-            "display_name": "Green Person", "mode": "average",
-            "photos": [SimpleUploadedFile("g1.png", face_photo("green")), SimpleUploadedFile("g2.png", face_photo("green"))],
-        })
+        response = client.post(
+            reverse("member-enrol"),
+            {
+                "display_name": "Green Person",
+                "mode": "average",
+                "photos": [
+                    SimpleUploadedFile("g1.png", face_photo("green")),
+                    SimpleUploadedFile("g2.png", face_photo("green")),
+                ],
+            },
+        )
     member = Member.objects.get(display_name="Green Person")
     assert response.status_code == 302 and response["Location"] == reverse("member-detail", args=[member.pk])
     assert member.faces.count() == 2 and member.uploads.filter(status="done").count() == 2
@@ -129,12 +141,16 @@ def test_members_pages_and_enrolment_through_the_worker_task(client, staff, fake
     assert all(reverse("member-face-photo", args=[f.pk]) in detail for f in member.faces.all())
     assert client.get(reverse("member-face-photo", args=[member.faces.first().pk])).status_code == 200
     # Replace, and refusing a file that is not a photo.
-    response = client.post(reverse("member-enrol"), {
-        "member": member.pk, "mode": "replace", "photos": [SimpleUploadedFile("x.txt", b"nope")]})
+    response = client.post(
+        reverse("member-enrol"),
+        {"member": member.pk, "mode": "replace", "photos": [SimpleUploadedFile("x.txt", b"nope")]},
+    )
     assert response.status_code == 200 and "x.txt: The file is not an image" in response.content.decode()
     with django_capture_on_commit_callbacks(execute=True):
-        client.post(reverse("member-enrol"), {"member": member.pk, "mode": "replace",
-                                              "photos": [SimpleUploadedFile("g3.png", face_photo("green"))]})
+        client.post(
+            reverse("member-enrol"),
+            {"member": member.pk, "mode": "replace", "photos": [SimpleUploadedFile("g3.png", face_photo("green"))]},
+        )
     assert member.faces.count() == 1
 
 

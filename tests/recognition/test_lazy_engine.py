@@ -1,4 +1,5 @@
 """TensorFlow stays out of Django's start-up: migrate, the admin and the pages never load it."""
+
 from __future__ import annotations
 
 import subprocess
@@ -20,7 +21,6 @@ print("HEAVY:" + ",".join(heavy))
 
 
 def test_django_setup_does_not_import_tensorflow():
-    result = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "HEAVY:\n" in result.stdout + "\n", result.stdout

@@ -1,4 +1,5 @@
 """The engine for a worker process: built once, from settings, with its thread budget."""
+
 from __future__ import annotations
 
 import os
@@ -20,9 +21,14 @@ print("THREADS", tf.config.threading.get_intra_op_parallelism_threads(),
 
 
 def test_tf_threads_setting_caps_every_pool(default_embedder):
-    env = dict(os.environ, DJANGO_SETTINGS_MODULE="facesite.settings.test",
-               FACESITE_TF_THREADS="1", FACESITE_MODEL_DIR=str(model_dir()))
-    result = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=300)
+    env = dict(
+        os.environ,
+        DJANGO_SETTINGS_MODULE="facesite.settings.test",
+        FACESITE_TF_THREADS="1",
+        FACESITE_MODEL_DIR=str(model_dir()),
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "THREADS 1 1 1" in result.stdout

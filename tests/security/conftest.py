@@ -1,5 +1,6 @@
 """Fixtures of the security tests: a media root per test, fresh throttle counts, users with and
 without the member permissions, and photos built here (real JPEG/PNG bytes, forged headers)."""
+
 from __future__ import annotations
 
 import io
@@ -11,22 +12,12 @@ import numpy as np
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
-from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from accounts.services import token_create
-from tests.members.conftest import (  # noqa: F401  (fixtures)
-    _own_media_root, draw_photo, face_photo, fake_engine, fresh_gallery_cache, stored_files)
+from tests.fakes import face_photo  # noqa: F401  (re-exported for the security tests)
 
 PASSWORD = "pw-correct-horse-1"
-
-
-@pytest.fixture(autouse=True)
-def fresh_throttle():
-    # Log-in and API throttle counts live in the cache, which outlives a test.
-    cache.clear()
-    yield
-    cache.clear()
 
 
 def make_user(username: str, *, perms: tuple[str, ...] = (), **extra):

@@ -1,6 +1,7 @@
 """API tokens are stored hashed: whichever way a token is made (service, command, admin), no
 table holds the plaintext or its secret part; what the database does hold (the prefix and the
 hash) does not authenticate; a revoked token stops working."""
+
 from __future__ import annotations
 
 import hashlib
@@ -46,8 +47,9 @@ def test_no_way_of_making_a_token_stores_it(admin_client):
     out = io.StringIO()
     call_command("create_api_token", "robot", "--name", "command", stdout=out)
     made.append(out.getvalue().strip())
-    response = admin_client.post(reverse("admin:accounts_apitoken_add"), {"user": user.pk, "name": "admin"},
-                                 follow=True)
+    response = admin_client.post(
+        reverse("admin:accounts_apitoken_add"), {"user": user.pk, "name": "admin"}, follow=True
+    )
     shown = re.search(r"fst_[0-9a-f]{8}_[A-Za-z0-9_-]{43}", response.content.decode())
     assert shown, "the admin shows the new token once"
     made.append(shown.group(0))

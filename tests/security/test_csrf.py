@@ -1,6 +1,7 @@
 """CSRF on every form: each POST form in templates/ carries the token; every page URL pattern
 (enumerated from the URLconf) refuses a POST without the token (403) and accepts one with it;
 the admin's forms likewise; the API refuses a session-authenticated POST without the token."""
+
 from __future__ import annotations
 
 import re
@@ -15,8 +16,9 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from members import services as member_services
 from members.models import Member
 from recognition.services import job_create
+from tests.fakes import face_photo
 
-from .conftest import PASSWORD, face_photo, make_user
+from .conftest import PASSWORD, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -68,7 +70,7 @@ def test_every_post_form_in_the_templates_has_the_token():
     for path in TEMPLATES.rglob("*.html"):
         text = path.read_text()
         for match in re.finditer(r"<form\b[^>]*>(.*?)</form>", text, re.S | re.I):
-            if re.search(r"method\s*=\s*[\"']?post", match.group(0)[:match.group(0).find(">")], re.I):
+            if re.search(r"method\s*=\s*[\"']?post", match.group(0)[: match.group(0).find(">")], re.I):
                 forms += 1
                 assert "{% csrf_token %}" in match.group(1), f"{path.relative_to(TEMPLATES)}: {match.group(0)[:80]}"
     assert forms >= 5  # log-in, log-out, upload, enrolment, "this is ..."
@@ -84,8 +86,14 @@ def world(fake_engine, settings):
     job = job_create(user=user, upload=face_photo("red"))
     job_run(job_id=job.pk)
     member = member_services.member_create(display_name="Ada", photos=[face_photo("blue")]).member
-    kwargs = {"job_id": job.pk, "member_id": member.pk, "face_id": member.faces.get().pk, "face_index": 0,
-              "uidb64": "MQ", "token": "set-password"}
+    kwargs = {
+        "job_id": job.pk,
+        "member_id": member.pk,
+        "face_id": member.faces.get().pk,
+        "face_index": 0,
+        "uidb64": "MQ",
+        "token": "set-password",
+    }
     return user, kwargs
 
 
@@ -137,10 +145,12 @@ def test_admin_forms_carry_the_token_and_refuse_without_it(world):
     user, kwargs = world
     client = Client(enforce_csrf_checks=True)
     client.force_login(user)
-    for url in (reverse("admin:members_member_add"),
-                reverse("admin:members_member_change", args=[kwargs["member_id"]]),
-                reverse("admin:accounts_apitoken_add"),
-                reverse("admin:members_member_delete", args=[kwargs["member_id"]])):
+    for url in (
+        reverse("admin:members_member_add"),
+        reverse("admin:members_member_change", args=[kwargs["member_id"]]),
+        reverse("admin:accounts_apitoken_add"),
+        reverse("admin:members_member_delete", args=[kwargs["member_id"]]),
+    ):
         forms = post_forms(client.get(url).content.decode())
         assert forms and all("csrfmiddlewaretoken" in form["inputs"] for form in forms), url
         assert client.post(url, {"display_name": "Mallory", "post": "yes"}).status_code == 403, url
@@ -153,8 +163,10 @@ def test_the_api_refuses_a_session_post_without_the_token(world):
     user, _ = world
     client = APIClient(enforce_csrf_checks=True)
     client.force_login(user)
-    for url, data in (("/api/v1/members", {"display_name": "Mallory"}),
-                      ("/api/v1/recognize", {"image": face_photo("red")})):
+    for url, data in (
+        ("/api/v1/members", {"display_name": "Mallory"}),
+        ("/api/v1/recognize", {"image": face_photo("red")}),
+    ):
         response = client.post(url, data, format="json" if "members" in url else "multipart")
         assert response.status_code == 403 and "CSRF" in response.json()["error"]["message"], url
     assert not Member.objects.filter(display_name="Mallory").exists()

@@ -2,6 +2,7 @@
 username, or LOGIN_THROTTLE_IP_ATTEMPTS from one address, further attempts are refused for
 LOGIN_THROTTLE_WINDOW seconds even with the right password, on /accounts/login/ and on
 /admin/login/ alike; the window ends by itself; settings come from the environment."""
+
 from __future__ import annotations
 
 import os
@@ -79,7 +80,8 @@ def test_forwarded_address_only_when_trusted(settings):
     make_user("dave")
     for i in range(5):
         Client(REMOTE_ADDR="10.0.0.254", HTTP_X_FORWARDED_FOR=f"203.0.113.{i}").post(
-            reverse("login"), {"username": f"u{i}", "password": "wrong"})
+            reverse("login"), {"username": f"u{i}", "password": "wrong"}
+        )
     # Untrusted: every caller is the proxy's address, which is now locked.
     client = Client(REMOTE_ADDR="10.0.0.254", HTTP_X_FORWARDED_FOR="203.0.113.99")
     client.post(reverse("login"), {"username": "dave", "password": PASSWORD})
@@ -119,13 +121,26 @@ def test_the_window_ends(settings):
 
 
 def test_settings_come_from_the_environment():
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "facesite.settings.test", "LOGIN_THROTTLE_ATTEMPTS": "7",
-           "LOGIN_THROTTLE_WINDOW": "42", "LOGIN_THROTTLE_IP_ATTEMPTS": "70"}
-    code = ("import django; django.setup(); from django.conf import settings as s; "
-            "print(s.LOGIN_THROTTLE_ATTEMPTS, s.LOGIN_THROTTLE_WINDOW, s.LOGIN_THROTTLE_IP_ATTEMPTS, "
-            "s.AUTHENTICATION_BACKENDS)")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120,
-                         cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "facesite.settings.test",
+        "LOGIN_THROTTLE_ATTEMPTS": "7",
+        "LOGIN_THROTTLE_WINDOW": "42",
+        "LOGIN_THROTTLE_IP_ATTEMPTS": "70",
+    }
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.LOGIN_THROTTLE_ATTEMPTS, s.LOGIN_THROTTLE_WINDOW, s.LOGIN_THROTTLE_IP_ATTEMPTS, "
+        "s.AUTHENTICATION_BACKENDS)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split(maxsplit=3)[:3] == ["7", "42", "70"]
     assert "accounts.backends.ThrottledModelBackend" in out.stdout

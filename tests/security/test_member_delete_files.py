@@ -1,6 +1,7 @@
 """Privacy: deleting a member removes its photos from disk (every face's file and any staged
 upload), through the service, the API and the admin; other members' photos and the job photos
 (which belong to the users who uploaded them) stay; a rolled-back deletion removes nothing."""
+
 from __future__ import annotations
 
 import pytest
@@ -10,15 +11,18 @@ from django.urls import reverse
 from members import services
 from members.models import FaceSample, Member, PhotoUpload
 from recognition.services import job_create
+from tests.fakes import face_photo
 
-from .conftest import api_for, face_photo, make_user, media_files
+from .conftest import api_for, make_user, media_files
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def people(fake_engine, media_root):
-    ada = services.member_create(display_name="Ada", photos=[face_photo("red"), face_photo("red", box=(20, 20, 70, 80))]).member
+    ada = services.member_create(
+        display_name="Ada", photos=[face_photo("red"), face_photo("red", box=(20, 20, 70, 80))]
+    ).member
     bob = services.member_create(display_name="Bob", photos=[face_photo("blue")]).member
     # A staged upload not processed yet (no worker ran): its file must go too.
     services.member_upload_photos(member=ada, files=[SimpleUploadedFile("later.png", face_photo("red"))])
@@ -66,8 +70,10 @@ def test_admin_single_and_bulk(people, media_root, admin_client, django_capture_
     check_deleted(media_root, before, gone, bob, job)
     before, gone = media_files(media_root), files_of(bob)
     with django_capture_on_commit_callbacks(execute=True):
-        admin_client.post(reverse("admin:members_member_changelist"),
-                          {"action": "delete_selected", "_selected_action": [bob.pk], "post": "yes"})
+        admin_client.post(
+            reverse("admin:members_member_changelist"),
+            {"action": "delete_selected", "_selected_action": [bob.pk], "post": "yes"},
+        )
     assert not Member.objects.exists()
     assert media_files(media_root) == [job.photo.name]
 
@@ -77,9 +83,7 @@ def test_a_rolled_back_deletion_keeps_the_files(people, media_root, django_captu
 
     ada, _, _ = people
     before = media_files(media_root)
-    with django_capture_on_commit_callbacks(execute=True):
-        with pytest.raises(RuntimeError):
-            with transaction.atomic():
-                services.member_delete(member=ada)
-                raise RuntimeError("the request failed after the delete")
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(RuntimeError), transaction.atomic():
+        services.member_delete(member=ada)
+        raise RuntimeError("the request failed after the delete")
     assert Member.objects.filter(pk=ada.pk).exists() and media_files(media_root) == before

@@ -2,6 +2,7 @@
 (the "this is..." enrolment) and status -> 404; members' photos need the member permission (or
 staff) -> 403 otherwise; anonymous callers -> the log-in page (pages) or 401 (API); and MEDIA_URL
 is not served at all, not even with DEBUG on."""
+
 from __future__ import annotations
 
 import importlib
@@ -13,8 +14,9 @@ from rest_framework.test import APIClient
 
 from members import services as member_services
 from recognition.services import job_create
+from tests.fakes import face_photo
 
-from .conftest import api_for, face_photo, make_user
+from .conftest import api_for, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -73,8 +75,11 @@ def test_job_api(owner, job):
 
 
 def test_member_photo_pages(client, face):
-    urls = [reverse("member-face-photo", args=[face.pk]), reverse("member-detail", args=[face.member_id]),
-            reverse("member-list")]
+    urls = [
+        reverse("member-face-photo", args=[face.pk]),
+        reverse("member-detail", args=[face.member_id]),
+        reverse("member-list"),
+    ]
     for url in urls:
         response = client.get(url)
         assert response.status_code == 302 and response["Location"].startswith(reverse("login")), url

@@ -2,6 +2,7 @@
 failed on the code before the fix: bulk enrolment as a privilege escalation, deep JSON as a 500,
 server paths in zip errors and bulk status, unbounded page uploads, 16-bit PNGs clipped, verify
 as an oracle on members, and the smaller ones."""
+
 from __future__ import annotations
 
 import base64
@@ -20,10 +21,10 @@ from members import services as member_services
 from members.errors import PermissionRefused
 from members.models import Member, Template
 from recognition.models import RecognitionJob
-
 from tests.conftest import require_file
+from tests.fakes import face_photo
 
-from .conftest import PASSWORD, api_for, face_photo, make_user, png_claiming
+from .conftest import PASSWORD, api_for, make_user, png_claiming
 
 pytestmark = pytest.mark.django_db
 
@@ -47,30 +48,32 @@ def template_bytes(member_id: int) -> bytes:
 
 @pytest.fixture
 def victim(fake_engine):
-    return member_services.member_create(display_name="Victim", external_id="victim-7",
-                                         photos=[face_photo("red")]).member
+    return member_services.member_create(
+        display_name="Victim", external_id="victim-7", photos=[face_photo("red")]
+    ).member
 
 
 # ------------------------------------------------------------------------------- 1. bulk escalation
 
 
 @pytest.mark.parametrize("on_existing", ["replace", "add"])
-def test_an_add_only_user_cannot_change_members_through_bulk(on_existing, victim, eager_celery,
-                                                             django_capture_on_commit_callbacks, media_root):
+def test_an_add_only_user_cannot_change_members_through_bulk(
+    on_existing, victim, eager_celery, django_capture_on_commit_callbacks, media_root
+):
     before = template_bytes(victim.pk)
     attacker = api_for(make_user("adder", perms=("add_member",)))
     archive = make_zip([("victim-7/me.png", face_photo("blue"))])
     with django_capture_on_commit_callbacks(execute=True):
-        response = attacker.post(f"{MEMBERS}/bulk", {"archive": archive, "on_existing": on_existing},
-                                 format="multipart")
+        response = attacker.post(
+            f"{MEMBERS}/bulk", {"archive": archive, "on_existing": on_existing}, format="multipart"
+        )
     assert response.status_code == 403, response.content
     assert response.json()["error"]["code"] == "permission_denied"
     assert template_bytes(victim.pk) == before  # the victim's template is untouched
     assert not (media_root / "bulk").exists() or not any((media_root / "bulk").iterdir())  # nothing unpacked
 
 
-def test_an_add_only_user_learns_nothing_about_existing_ids(victim, eager_celery,
-                                                           django_capture_on_commit_callbacks):
+def test_an_add_only_user_learns_nothing_about_existing_ids(victim, eager_celery, django_capture_on_commit_callbacks):
     attacker = api_for(make_user("adder", perms=("add_member",)))
     answers = []
     for external_id in ("victim-7", "nobody-here"):
@@ -132,8 +135,11 @@ def test_the_folder_service_refuses_an_actor_without_change_member(victim, tmp_p
 def test_deeply_nested_json_is_a_400(depth, victim):
     client = api_for(make_user("boss", perms=("add_member", "view_member", "change_member")))
     nested = "[" * depth + "]" * depth
-    for method, url, field in (("post", "/api/v1/detect", "image"), ("post", MEMBERS, "display_name"),
-                               ("patch", f"{MEMBERS}/{victim.pk}", "display_name")):
+    for method, url, field in (
+        ("post", "/api/v1/detect", "image"),
+        ("post", MEMBERS, "display_name"),
+        ("patch", f"{MEMBERS}/{victim.pk}", "display_name"),
+    ):
         body = '{"%s": %s}' % (field, nested)
         response = getattr(client, method)(url, body, content_type="application/json")
         assert response.status_code == 400, (url, depth, response.content[:200])
@@ -148,10 +154,14 @@ def no_server_path(text: str) -> None:
     assert "/tmp" not in text and "Errno" not in text, text
 
 
-@pytest.mark.parametrize("entries", [
-    [("Bob/1.png", b"one"), ("Bob/1.png", b"two")],  # the same entry twice
-    [("Bob/" + "n" * 300 + ".png", b"long")],  # a name the file system refuses
-], ids=["duplicate entry", "long name"])
+@pytest.mark.parametrize(
+    "entries",
+    [
+        [("Bob/1.png", b"one"), ("Bob/1.png", b"two")],  # the same entry twice
+        [("Bob/" + "n" * 300 + ".png", b"long")],  # a name the file system refuses
+    ],
+    ids=["duplicate entry", "long name"],
+)
 def test_zip_errors_name_no_server_path(entries, media_root):
     client = api_for(make_user("boss", perms=("add_member", "view_member")))
     import warnings
@@ -184,17 +194,20 @@ def test_bulk_status_names_no_server_path(fake_engine, eager_celery, django_capt
 def test_a_page_upload_with_a_huge_declared_length_is_refused_at_once(url_name, client):
     client.force_login(make_user("boss", is_staff=True))
     # The body is empty: a server that read it on would fail or wait; this one never reads it.
-    response = client.generic("POST", reverse(url_name), b"", content_type="multipart/form-data; boundary=x",
-                              CONTENT_LENGTH="2147483648")
+    response = client.generic(
+        "POST", reverse(url_name), b"", content_type="multipart/form-data; boundary=x", CONTENT_LENGTH="2147483648"
+    )
     assert response.status_code == 413
     assert not RecognitionJob.objects.exists()
-    response = client.post(reverse(url_name), b"", content_type="multipart/form-data; boundary=x",
-                           CONTENT_LENGTH="2147483648", **XHR)
+    response = client.post(
+        reverse(url_name), b"", content_type="multipart/form-data; boundary=x", CONTENT_LENGTH="2147483648", **XHR
+    )
     assert response.status_code == 413 and response.json()["error"]["code"] == "request_too_large"
 
 
-def test_a_page_upload_under_the_limit_still_works(client, settings, fake_engine, eager_celery,
-                                                   django_capture_on_commit_callbacks):
+def test_a_page_upload_under_the_limit_still_works(
+    client, settings, fake_engine, eager_celery, django_capture_on_commit_callbacks
+):
     settings.FACESITE_PAGE_MAX_REQUEST_BYTES = 10_000_000
     client.force_login(make_user("alice"))
     with django_capture_on_commit_callbacks(execute=True):
@@ -324,8 +337,10 @@ def test_external_ids_compare_case_insensitively_on_every_database():
 
 def test_the_enrol_page_gives_one_error_for_a_too_long_name(client):
     client.force_login(make_user("boss", is_staff=True))
-    response = client.post(reverse("member-enrol"), {"display_name": "x" * 201, "mode": "average",
-                                                    "photos": [SimpleUploadedFile("a.png", face_photo("red"))]})
+    response = client.post(
+        reverse("member-enrol"),
+        {"display_name": "x" * 201, "mode": "average", "photos": [SimpleUploadedFile("a.png", face_photo("red"))]},
+    )
     page = response.content.decode()
     assert response.status_code == 200 and "at most 200 characters" in page
     assert "Give the new member" not in page

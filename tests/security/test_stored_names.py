@@ -1,6 +1,7 @@
 """Stored names never carry anything the uploader chose: files named "../../etc/passwd.jpg" or
 "..\\x.jpg" (or an absolute path) land under MEDIA_ROOT with a generated name, through the
 upload page, the enrolment page, the admin and the API; nothing is written outside MEDIA_ROOT."""
+
 from __future__ import annotations
 
 import re
@@ -11,8 +12,9 @@ from django.urls import reverse
 
 from members.models import FaceSample, Member, PhotoUpload
 from recognition.models import RecognitionJob
+from tests.fakes import face_photo
 
-from .conftest import api_for, face_photo, jpeg_bytes, make_user, media_files
+from .conftest import api_for, jpeg_bytes, make_user, media_files
 
 pytestmark = pytest.mark.django_db
 
@@ -44,8 +46,9 @@ def test_upload_page(client, media_root, tmp_path):
     assert all("/" not in j.original_name for j in jobs)
 
 
-def test_enrolment_page_and_worker(client, media_root, tmp_path, fake_engine, eager_celery,
-                                   django_capture_on_commit_callbacks):
+def test_enrolment_page_and_worker(
+    client, media_root, tmp_path, fake_engine, eager_celery, django_capture_on_commit_callbacks
+):
     client.force_login(make_user("boss", is_staff=True))
     photos = [SimpleUploadedFile(name, face_photo("red")) for name in EVIL_NAMES]
     # Staged first (the worker has not run): generated names in members/uploads/.
@@ -54,9 +57,14 @@ def test_enrolment_page_and_worker(client, media_root, tmp_path, fake_engine, ea
     assert_generated([u.file.name for u in PhotoUpload.objects.all()], media_root, tmp_path)
     member = Member.objects.get()
     with django_capture_on_commit_callbacks(execute=True):
-        client.post(reverse("member-enrol"), {"member": member.pk, "mode": "average",
-                                              "photos": [SimpleUploadedFile(name, face_photo("red"))
-                                                         for name in EVIL_NAMES]})
+        client.post(
+            reverse("member-enrol"),
+            {
+                "member": member.pk,
+                "mode": "average",
+                "photos": [SimpleUploadedFile(name, face_photo("red")) for name in EVIL_NAMES],
+            },
+        )
     faces = FaceSample.objects.filter(member=member)
     assert faces.count() == len(EVIL_NAMES)
     assert_generated([f.photo.name for f in faces], media_root, tmp_path)
@@ -65,8 +73,12 @@ def test_enrolment_page_and_worker(client, media_root, tmp_path, fake_engine, ea
 def test_admin_upload(admin_client, media_root, tmp_path, fake_engine):
     from tests.members.test_admin import form_data
 
-    response = admin_client.post(reverse("admin:members_member_add"), form_data(
-        display_name="Eve", external_id="E-1", photos=[SimpleUploadedFile(n, face_photo("red")) for n in EVIL_NAMES]))
+    response = admin_client.post(
+        reverse("admin:members_member_add"),
+        form_data(
+            display_name="Eve", external_id="E-1", photos=[SimpleUploadedFile(n, face_photo("red")) for n in EVIL_NAMES]
+        ),
+    )
     assert response.status_code == 302
     uploads = PhotoUpload.objects.all()
     assert uploads.count() == len(EVIL_NAMES)
@@ -77,10 +89,17 @@ def test_admin_upload(admin_client, media_root, tmp_path, fake_engine):
 def test_api(media_root, tmp_path, fake_engine):
     api = api_for(make_user("manager", perms=("add_member", "view_member", "change_member")))
     for name in EVIL_NAMES:
-        assert api.post("/api/v1/recognize", {"image": SimpleUploadedFile(name, jpeg_bytes())},
-                        format="multipart").status_code == 202
-    created = api.post("/api/v1/members", {"display_name": "Eve", "photos": [
-        SimpleUploadedFile(name, face_photo("red")) for name in EVIL_NAMES]}, format="multipart")
+        assert (
+            api.post(
+                "/api/v1/recognize", {"image": SimpleUploadedFile(name, jpeg_bytes())}, format="multipart"
+            ).status_code
+            == 202
+        )
+    created = api.post(
+        "/api/v1/members",
+        {"display_name": "Eve", "photos": [SimpleUploadedFile(name, face_photo("red")) for name in EVIL_NAMES]},
+        format="multipart",
+    )
     assert created.status_code == 201, created.content
     names = [j.photo.name for j in RecognitionJob.objects.all()] + [f.photo.name for f in FaceSample.objects.all()]
     assert len(names) == 2 * len(EVIL_NAMES)

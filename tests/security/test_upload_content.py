@@ -1,5 +1,6 @@
 """Uploads are judged by their content, never by their name or declared type: text named .jpg
 is refused and a real JPEG named .txt is accepted, on the pages and through the API."""
+
 from __future__ import annotations
 
 import pytest
@@ -39,13 +40,13 @@ def test_upload_page(client, media_root):
 
 def test_enrolment_page(client, media_root):
     client.force_login(make_user("boss", is_staff=True))
-    refused = client.post(reverse("member-enrol"), {"display_name": "Eve", "mode": "average",
-                                                   "photos": [fake_jpeg()]})
+    refused = client.post(reverse("member-enrol"), {"display_name": "Eve", "mode": "average", "photos": [fake_jpeg()]})
     assert refused.status_code == 200 and "holiday.jpg: The file is not an image" in refused.content.decode()
     assert not Member.objects.exists() and not PhotoUpload.objects.exists() and media_files(media_root) == []
 
-    accepted = client.post(reverse("member-enrol"), {"display_name": "Eve", "mode": "average",
-                                                    "photos": [real_jpeg_named_txt()]})
+    accepted = client.post(
+        reverse("member-enrol"), {"display_name": "Eve", "mode": "average", "photos": [real_jpeg_named_txt()]}
+    )
     assert accepted.status_code == 302
     assert PhotoUpload.objects.get().original_name == "notes.txt"
 
@@ -62,12 +63,11 @@ def test_api_recognize(media_root):
 
 
 def test_api_member_enrolment(manager_api, fake_engine, media_root):
-    refused = manager_api.post("/api/v1/members", {"display_name": "Eve", "photos": [fake_jpeg()]},
-                               format="multipart")
+    refused = manager_api.post("/api/v1/members", {"display_name": "Eve", "photos": [fake_jpeg()]}, format="multipart")
     assert refused.status_code == 415 and refused.json()["error"]["code"] == "unsupported_image_type"
     assert not Member.objects.exists() and media_files(media_root) == []
 
-    from tests.members.conftest import face_photo
+    from tests.fakes import face_photo
 
     # A real JPEG whose name says text: the content decides.
     photo = SimpleUploadedFile("face.txt", face_photo("red", fmt="JPEG"), content_type="text/plain")

@@ -1,6 +1,7 @@
 """Size and pixel limits: a file over FACESITE_MAX_UPLOAD_BYTES and a decompression bomb (a tiny
 file whose header claims a huge image) are refused with a clear error, and nothing is stored:
 no file under MEDIA_ROOT, no row. Pages, API and the member services alike."""
+
 from __future__ import annotations
 
 import pytest
@@ -32,7 +33,7 @@ def engine_with_limits(monkeypatch, settings):
     """The fake engine built as facesite.engine builds the real one: limits from the settings."""
     from faceengine.recognizer import Recognizer
     from facesite.engine import image_limits
-    from tests.members.conftest import FakeDetector, FakeEmbedder
+    from tests.fakes import FakeDetector, FakeEmbedder
 
     recognizer = Recognizer(FakeDetector(), FakeEmbedder(), limits=image_limits())
     monkeypatch.setattr("facesite.engine.recognizer", lambda model_name=None: recognizer)
@@ -69,13 +70,17 @@ def test_upload_page(client, media_root):
 
 def test_enrolment_page(client, media_root):
     client.force_login(make_user("boss", is_staff=True))
-    response = client.post(reverse("member-enrol"), {"display_name": "Eve", "mode": "average",
-                                                    "photos": [SimpleUploadedFile("big.jpg", big_jpeg())]})
+    response = client.post(
+        reverse("member-enrol"),
+        {"display_name": "Eve", "mode": "average", "photos": [SimpleUploadedFile("big.jpg", big_jpeg())]},
+    )
     assert response.status_code == 200
     assert f"big.jpg is {filesizeformat(len(big_jpeg()))}; the limit is 58.6 KB" in response.content.decode()
     for bomb in BOMBS.values():
-        response = client.post(reverse("member-enrol"), {"display_name": "Eve", "mode": "average",
-                                                        "photos": [SimpleUploadedFile("bomb.png", bomb)]})
+        response = client.post(
+            reverse("member-enrol"),
+            {"display_name": "Eve", "mode": "average", "photos": [SimpleUploadedFile("bomb.png", bomb)]},
+        )
         assert response.status_code == 200 and "bomb.png:" in response.content.decode()
         assert "pixels" in response.content.decode()
     nothing_stored(media_root)

@@ -1,4 +1,5 @@
 """manage.py create_api_token USERNAME: print a new API token for a user (shown only once)."""
+
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
@@ -8,9 +9,11 @@ from accounts.services import token_create
 
 
 class Command(BaseCommand):
-    help = ("Create an API token for a user and print it. Only its hash is stored, so copy it now. "
-            "Use it as 'Authorization: Token <token>'. Permissions come from the user (member "
-            "management needs the members.* permissions).")
+    help = (
+        "Create an API token for a user and print it. Only its hash is stored, so copy it now. "
+        "Use it as 'Authorization: Token <token>'. Permissions come from the user (member "
+        "management needs the members.* permissions)."
+    )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("username", help="The user the token acts as (must exist).")

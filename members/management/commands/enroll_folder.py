@@ -1,4 +1,5 @@
 """manage.py enroll_folder DIR: one member per sub-folder, a progress bar and a summary."""
+
 from __future__ import annotations
 
 import json
@@ -23,13 +24,19 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("folder", type=Path, help="The folder holding one sub-folder per person.")
-        parser.add_argument("--on-existing", choices=ON_EXISTING, default="skip",
-                            help="What to do with a person already enrolled (same external id): "
-                                 "skip them (default), add the photos (averaging), or replace "
-                                 "their faces.")
-        parser.add_argument("--queue", action="store_true",
-                            help="Queue the work as a Celery task (the worker must see the folder) "
-                                 "and return at once.")
+        parser.add_argument(
+            "--on-existing",
+            choices=ON_EXISTING,
+            default="skip",
+            help="What to do with a person already enrolled (same external id): "
+            "skip them (default), add the photos (averaging), or replace "
+            "their faces.",
+        )
+        parser.add_argument(
+            "--queue",
+            action="store_true",
+            help="Queue the work as a Celery task (the worker must see the folder) and return at once.",
+        )
         parser.add_argument("--json", type=Path, dest="json_out", help="Also write the summary here as JSON.")
         parser.add_argument("--no-progress", action="store_true", help="Hide the progress bar.")
 
@@ -43,10 +50,8 @@ class Command(BaseCommand):
             result = enroll_folder_task.delay(str(folder), options["on_existing"])
             self.stdout.write(f"Queued enroll_folder for {folder} (task {result.id}).")
             return
-        total = sum(len(person_files(p)) if p.is_dir() else 1
-                    for p in folder.iterdir() if not p.name.startswith("."))
-        with tqdm(total=total, unit="photo", disable=options["no_progress"],
-                  file=self.stderr._out) as bar:
+        total = sum(len(person_files(p)) if p.is_dir() else 1 for p in folder.iterdir() if not p.name.startswith("."))
+        with tqdm(total=total, unit="photo", disable=options["no_progress"], file=self.stderr._out) as bar:
             try:
                 summary = folder_enroll(root=folder, on_existing=options["on_existing"], progress=bar.update)
             except (MemberError, EngineError) as exc:

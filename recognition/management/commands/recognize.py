@@ -1,4 +1,5 @@
 """manage.py recognize: the faces in photos and, when members exist, who they are."""
+
 from __future__ import annotations
 
 import json
@@ -18,15 +19,21 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("images", nargs="+", type=Path, help="Photo files.")
-        parser.add_argument("--json", action="store_true",
-                            help="Print a JSON list with one object per image.")
-        parser.add_argument("--threshold", type=float, default=None,
-                            help="Similarity needed to name a face (default: "
-                                 "FACESITE_IDENTIFICATION_THRESHOLD, else the model's calibrated "
-                                 "1:N threshold).")
-        parser.add_argument("--model", default=None,
-                            help="Model name (default: the configured FACESITE_MODEL); members "
-                                 "are matched only against their embeddings for this model.")
+        parser.add_argument("--json", action="store_true", help="Print a JSON list with one object per image.")
+        parser.add_argument(
+            "--threshold",
+            type=float,
+            default=None,
+            help="Similarity needed to name a face (default: "
+            "FACESITE_IDENTIFICATION_THRESHOLD, else the model's calibrated "
+            "1:N threshold).",
+        )
+        parser.add_argument(
+            "--model",
+            default=None,
+            help="Model name (default: the configured FACESITE_MODEL); members "
+            "are matched only against their embeddings for this model.",
+        )
 
     def handle(self, *args, **options) -> None:
         try:
@@ -46,8 +53,7 @@ class Command(BaseCommand):
         gallery = gallery_for_model(model_name=spec.name, dim=spec.dim)
         names = member_names
 
-        results = [self._recognize_one(path, recognizer, gallery, names, threshold)
-                   for path in options["images"]]
+        results = [self._recognize_one(path, recognizer, gallery, names, threshold) for path in options["images"]]
         if options["json"]:
             self.stdout.write(json.dumps(results, indent=2))
         else:
@@ -71,13 +77,15 @@ class Command(BaseCommand):
             data = face.to_dict()
             label = getattr(face, "label", None)
             similarity = getattr(face, "similarity", None)
-            entry["faces"].append({
-                "box": data["box"],
-                "score": data["score"],
-                "landmarks": data["landmarks"],
-                "member": display.get(label) if label is not None else None,
-                "similarity": None if similarity is None else round(similarity, 4),
-            })
+            entry["faces"].append(
+                {
+                    "box": data["box"],
+                    "score": data["score"],
+                    "landmarks": data["landmarks"],
+                    "member": display.get(label) if label is not None else None,
+                    "similarity": None if similarity is None else round(similarity, 4),
+                }
+            )
         return entry
 
     def _print_text(self, results: list[dict]) -> None:
@@ -90,5 +98,6 @@ class Command(BaseCommand):
                 x, y, w, h = face["box"]
                 who = face["member"] or "unknown"
                 sim = "" if face["similarity"] is None else f" (similarity {face['similarity']:.3f})"
-                self.stdout.write(f"  {index}. box {x:.0f},{y:.0f} {w:.0f}x{h:.0f} "
-                                  f"score {face['score']:.3f}: {who}{sim}")
+                self.stdout.write(
+                    f"  {index}. box {x:.0f},{y:.0f} {w:.0f}x{h:.0f} score {face['score']:.3f}: {who}{sim}"
+                )

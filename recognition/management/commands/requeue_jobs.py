@@ -1,4 +1,5 @@
 """manage.py requeue_jobs: re-send recognition jobs whose queue message was lost."""
+
 from __future__ import annotations
 
 import json
@@ -16,10 +17,18 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--older-than", type=float, default=None,
-                            help="Seconds since a job was last sent (default: FACESITE_JOB_REQUEUE_AFTER).")
-        parser.add_argument("--max-requeues", type=int, default=None,
-                            help="Re-sends before a job is failed as lost (default: FACESITE_JOB_MAX_REQUEUES).")
+        parser.add_argument(
+            "--older-than",
+            type=float,
+            default=None,
+            help="Seconds since a job was last sent (default: FACESITE_JOB_REQUEUE_AFTER).",
+        )
+        parser.add_argument(
+            "--max-requeues",
+            type=int,
+            default=None,
+            help="Re-sends before a job is failed as lost (default: FACESITE_JOB_MAX_REQUEUES).",
+        )
         parser.add_argument("--json", action="store_true", help="Print the report as JSON.")
 
     def handle(self, *args, **options) -> None:

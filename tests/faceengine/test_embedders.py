@@ -1,4 +1,5 @@
 """The embedder interface and its three backends (TFLite, Keras/SavedModel, ONNX)."""
+
 from __future__ import annotations
 
 import json
@@ -8,7 +9,10 @@ import pytest
 
 from faceengine.embedders.base import Embedder, InputConvention
 from faceengine.embedders.registry import (
-    ModelSpec, build_embedder, load_model_spec, save_model_spec,
+    ModelSpec,
+    build_embedder,
+    load_model_spec,
+    save_model_spec,
 )
 from faceengine.errors import ModelError
 
@@ -76,9 +80,14 @@ def test_convention_preprocess_bgr_nchw():
 
 
 def test_model_spec_round_trip(tmp_path):
-    spec = ModelSpec(name="mine", backend="onnx", filename="mine.onnx", dim=512,
-                     convention=InputConvention(color="BGR", std=127.5, layout="NCHW"),
-                     verification_threshold=0.3)
+    spec = ModelSpec(
+        name="mine",
+        backend="onnx",
+        filename="mine.onnx",
+        dim=512,
+        convention=InputConvention(color="BGR", std=127.5, layout="NCHW"),
+        verification_threshold=0.3,
+    )
     save_model_spec(spec, tmp_path)
     assert load_model_spec("mine", tmp_path) == spec
     with pytest.raises(ModelError, match="Unknown model"):
@@ -94,6 +103,7 @@ def test_missing_model_file_is_a_clear_error(tmp_path, default_spec):
 
 
 # --- real backends ------------------------------------------------------------------------
+
 
 def test_default_tflite_model(default_embedder):
     assert (default_embedder.name, default_embedder.dim) == ("mobilefacenet", 192)
@@ -162,8 +172,10 @@ def test_onnx_backend_with_insightface_convention(tmp_path):
 
     weights = np.random.default_rng(2).normal(size=(3 * 112 * 112, 12)).astype(np.float32)
     graph = helper.make_graph(
-        [helper.make_node("Flatten", ["input.1"], ["flat"], axis=1),
-         helper.make_node("MatMul", ["flat", "W"], ["683"])],
+        [
+            helper.make_node("Flatten", ["input.1"], ["flat"], axis=1),
+            helper.make_node("MatMul", ["flat", "W"], ["683"]),
+        ],
         "tiny",
         [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, ["None", 3, 112, 112])],
         [helper.make_tensor_value_info("683", TensorProto.FLOAT, ["None", 12])],

@@ -1,13 +1,14 @@
 """Backbones: output shapes, parameter counts against insightface's architecture, save/load."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 pytest.importorskip("tensorflow")
-import keras  # noqa: E402
+import keras
 
-from facetrain.backbones import build_backbone  # noqa: E402
+from facetrain.backbones import build_backbone
 
 
 def trainable(model) -> int:
@@ -57,8 +58,9 @@ def test_iresnet50_forward_shape_and_stride():
     assert model.get_layer("embedding_fc").kernel.shape == (512 * 7 * 7, 128)
 
 
-@pytest.mark.parametrize("activation,layer_type", [("prelu", keras.layers.PReLU),
-                                                    ("leaky_relu", keras.layers.LeakyReLU)])
+@pytest.mark.parametrize(
+    "activation,layer_type", [("prelu", keras.layers.PReLU), ("leaky_relu", keras.layers.LeakyReLU)]
+)
 def test_resnet_v2_m_50_activation_switch(activation, layer_type):
     model = build_backbone("resnet_v2_m_50", activation=activation, embedding_size=64, input_size=112)
     kinds = {type(layer) for layer in model.layers}

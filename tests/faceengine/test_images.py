@@ -1,4 +1,5 @@
 """Bad input gets a clear error, never a crash: the photo decoder."""
+
 from __future__ import annotations
 
 import io

@@ -1,4 +1,5 @@
 """The pure-Python RecordIO reader and writer on packs the test writes."""
+
 from __future__ import annotations
 
 import struct
@@ -8,7 +9,13 @@ import numpy as np
 import pytest
 
 from facetrain.data.recordio import (
-    MAGIC, FacePack, IRHeader, RecordIOReader, pack_record, unpack_record, write_recordio,
+    MAGIC,
+    FacePack,
+    IRHeader,
+    RecordIOReader,
+    pack_record,
+    unpack_record,
+    write_recordio,
 )
 
 

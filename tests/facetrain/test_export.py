@@ -3,6 +3,7 @@
 A tiny Keras network is enough for the file plumbing; the imported default model runs the real
 pipeline (enrolment, ``recognize --model``, ``evaluate --model``) and must agree with the TFLite file.
 """
+
 from __future__ import annotations
 
 import io
@@ -55,8 +56,8 @@ def models(settings, tmp_path):
 @pytest.fixture
 def fresh_engine():
     """get_recognizer caches per model name for the process: start and end without any."""
-    from members.selectors import clear_gallery_cache
     from facesite.engine import get_recognizer
+    from members.selectors import clear_gallery_cache
 
     get_recognizer.cache_clear()
     clear_gallery_cache()
@@ -67,13 +68,13 @@ def fresh_engine():
 
 # ----------------------------------------------------------------------------- export_model()
 
+
 def test_keras_export_writes_model_and_metadata_that_serve_the_same_vectors(models):
     from faceengine.model_fetch import sha256_of
     from facetrain.export import export_model
 
     model = _tiny_model()
-    spec = export_model(model, name="tiny", model_dir=models, verification_threshold=0.3,
-                        identification_threshold=0.5)
+    spec = export_model(model, name="tiny", model_dir=models, verification_threshold=0.3, identification_threshold=0.5)
     assert (spec.backend, spec.filename, spec.dim) == ("keras", "tiny.keras", 16)
     card = json.loads((models / "tiny.json").read_text())
     assert card["convention"] == {"color": "RGB", "mean": 127.5, "std": 128.0, "layout": "NHWC", "size": 112}
@@ -96,8 +97,9 @@ def test_savedmodel_export_serves_the_same_vectors_and_is_replaced_on_reexport(m
     spec = export_model(first, name="tiny-saved", model_dir=models, fmt="savedmodel")
     assert (spec.backend, spec.filename) == ("savedmodel", "tiny-saved")
     assert (models / "tiny-saved" / "saved_model.pb").is_file()
-    np.testing.assert_allclose(build_embedder(load_model_spec("tiny-saved", models), models).embed(faces),
-                               _expected(first, faces), atol=1e-5)
+    np.testing.assert_allclose(
+        build_embedder(load_model_spec("tiny-saved", models), models).embed(faces), _expected(first, faces), atol=1e-5
+    )
 
     export_model(second, name="tiny-saved", model_dir=models, fmt="savedmodel")
     served = build_embedder(load_model_spec("tiny-saved", models), models).embed(faces)
@@ -126,13 +128,16 @@ def test_export_refuses_builtin_and_unsafe_names(models, name):
     assert load_model_spec("mobilefacenet", models) == DEFAULT_MODEL
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"verification_threshold": 1.5}, "cosine similarity in"),
-    ({"convention": {"size": 160}}, "takes 112x112"),
-    ({"convention": {"colour": "RGB"}}, "Unknown keys"),
-    ({"convention": {"layout": "CHWN"}}, "layout NHWC/NCHW"),
-    ({"fmt": "onnx"}, "format must be one of"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"verification_threshold": 1.5}, "cosine similarity in"),
+        ({"convention": {"size": 160}}, "takes 112x112"),
+        ({"convention": {"colour": "RGB"}}, "Unknown keys"),
+        ({"convention": {"layout": "CHWN"}}, "layout NHWC/NCHW"),
+        ({"fmt": "onnx"}, "format must be one of"),
+    ],
+)
 def test_export_refuses_bad_metadata(models, kwargs, message):
     from facetrain.export import export_model
 
@@ -154,6 +159,7 @@ def test_export_refuses_a_model_that_is_not_an_embedder(models):
 
 # ------------------------------------------------------------------ metadata read by the engine
 
+
 def test_metadata_that_lies_about_the_dimension_is_refused_at_load(models):
     from facetrain.export import export_model
 
@@ -165,11 +171,14 @@ def test_metadata_that_lies_about_the_dimension_is_refused_at_load(models):
         build_embedder(load_model_spec("tiny", models), models)
 
 
-@pytest.mark.parametrize("text, message", [
-    ("{not json", "Bad model metadata"),
-    ('{"name": "tiny", "backend": "keras", "filename": "tiny.keras", "dim": 16, "extra": 1}', "Unknown keys"),
-    ('{"name": "tiny", "backend": "pytorch", "filename": "tiny.pt", "dim": 16}', "backend must be one of"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("{not json", "Bad model metadata"),
+        ('{"name": "tiny", "backend": "keras", "filename": "tiny.keras", "dim": 16, "extra": 1}', "Unknown keys"),
+        ('{"name": "tiny", "backend": "pytorch", "filename": "tiny.pt", "dim": 16}', "backend must be one of"),
+    ],
+)
 def test_broken_metadata_gives_a_clear_error(models, text, message):
     (models / "tiny.json").write_text(text)
     with pytest.raises(ModelError, match=message):
@@ -187,22 +196,30 @@ def test_a_corrupt_model_file_gives_a_clear_error(models):
 
 # ----------------------------------------------------------------------- manage.py export_model
 
+
 def _training_run(tmp_path, *, embedding_size: int = 16, convention: dict | None = None):
     run = tmp_path / "run"
     run.mkdir()
     _tiny_model().save(run / "backbone.keras")
-    (run / "run.json").write_text(json.dumps({
-        "backbone": "tiny", "embedding_size": embedding_size, "step": 100, "classes": 10,
-        "convention": convention or {"color": "RGB", "mean": 127.5, "std": 128.0, "layout": "NHWC", "size": 112},
-    }))
+    (run / "run.json").write_text(
+        json.dumps(
+            {
+                "backbone": "tiny",
+                "embedding_size": embedding_size,
+                "step": 100,
+                "classes": 10,
+                "convention": convention
+                or {"color": "RGB", "mean": 127.5, "std": 128.0, "layout": "NHWC", "size": 112},
+            }
+        )
+    )
     return run
 
 
 def test_command_exports_a_training_run(models, tmp_path):
     run = _training_run(tmp_path)
     out = io.StringIO()
-    call_command("export_model", "--run", str(run), "--name", "run-model", "--threshold", "0.35",
-                 stdout=out)
+    call_command("export_model", "--run", str(run), "--name", "run-model", "--threshold", "0.35", stdout=out)
     assert "Exported run-model (keras, 16-d)" in out.getvalue()
     spec = load_model_spec("run-model", models)
     assert (spec.dim, spec.verification_threshold, spec.identification_threshold) == (16, 0.35, 0.55)
@@ -214,12 +231,15 @@ def test_command_exports_a_training_run(models, tmp_path):
     np.testing.assert_allclose(build_embedder(spec, models).embed(faces), _expected(backbone, faces), atol=1e-5)
 
 
-@pytest.mark.parametrize("breakage, message", [
-    ("no_run_json", "run.json not found"),
-    ("wrong_size", "embedding_size 512"),
-    ("bad_convention", "takes 112x112"),
-    ("not_json", "Bad run metadata"),
-])
+@pytest.mark.parametrize(
+    "breakage, message",
+    [
+        ("no_run_json", "run.json not found"),
+        ("wrong_size", "embedding_size 512"),
+        ("bad_convention", "takes 112x112"),
+        ("not_json", "Bad run metadata"),
+    ],
+)
 def test_command_refuses_a_broken_training_run(models, tmp_path, breakage, message):
     if breakage == "wrong_size":
         run = _training_run(tmp_path, embedding_size=512)
@@ -238,8 +258,9 @@ def test_command_refuses_a_broken_training_run(models, tmp_path, breakage, messa
 
 def test_command_refuses_the_builtin_name_and_needs_a_source(models, tmp_path):
     with pytest.raises(CommandError, match="builtin"):
-        call_command("export_model", "--run", str(_training_run(tmp_path)), "--name", "mobilefacenet",
-                     stdout=io.StringIO())
+        call_command(
+            "export_model", "--run", str(_training_run(tmp_path)), "--name", "mobilefacenet", stdout=io.StringIO()
+        )
     with pytest.raises(CommandError, match="--run --from-default|one of the arguments"):
         call_command("export_model", "--name", "x", stdout=io.StringIO())
 
@@ -248,11 +269,16 @@ def test_command_refuses_the_builtin_name_and_needs_a_source(models, tmp_path):
 def test_recognize_command_with_an_exported_model(models, tmp_path, fresh_engine):
     """Plumbing: the command builds the engine from the exported file, named by --model."""
     require_file(f"{FR}/knn_examples/test/obama_and_biden.jpg")
-    call_command("export_model", "--run", str(_training_run(tmp_path)), "--name", "tiny",
-                 stdout=io.StringIO())
+    call_command("export_model", "--run", str(_training_run(tmp_path)), "--name", "tiny", stdout=io.StringIO())
     out = io.StringIO()
-    call_command("recognize", str(require_file(f"{FR}/knn_examples/test/obama_and_biden.jpg")),
-                 "--model", "tiny", "--json", stdout=out)
+    call_command(
+        "recognize",
+        str(require_file(f"{FR}/knn_examples/test/obama_and_biden.jpg")),
+        "--model",
+        "tiny",
+        "--json",
+        stdout=out,
+    )
     result = json.loads(out.getvalue())[0]
     assert result["error"] is None and len(result["faces"]) == 3
     from facesite.engine import get_recognizer
@@ -264,14 +290,14 @@ def test_recognize_command_with_an_exported_model(models, tmp_path, fresh_engine
 
 # -------------------------------------------------- the imported default, through the pipeline
 
+
 @pytest.fixture
 def exported_default(models, default_embedder, fresh_engine):
     call_command("export_model", "--from-default", "--name", "mobilefacenet-keras", stdout=io.StringIO())
     return load_model_spec("mobilefacenet-keras", models)
 
 
-def test_from_default_carries_the_default_identity_and_vectors(exported_default, models,
-                                                                default_embedder):
+def test_from_default_carries_the_default_identity_and_vectors(exported_default, models, default_embedder):
     spec = exported_default
     faces = _faces(7, seed=4)
     served = build_embedder(spec, models).embed(faces)
@@ -294,15 +320,22 @@ def test_enrol_and_recognize_with_the_exported_default(settings, media_root, exp
     member_create(display_name="Joe Biden", photos=[require_file(f"{train}/biden/biden2.jpg")])
     assert set(Embedding.objects.values_list("model_name", "dim")) == {("mobilefacenet-keras", 192)}
     out = io.StringIO()
-    call_command("recognize", str(require_file(f"{FR}/knn_examples/test/obama_and_biden.jpg")),
-                 "--model", "mobilefacenet-keras", "--json", stdout=out)
+    call_command(
+        "recognize",
+        str(require_file(f"{FR}/knn_examples/test/obama_and_biden.jpg")),
+        "--model",
+        "mobilefacenet-keras",
+        "--json",
+        stdout=out,
+    )
     faces = sorted(json.loads(out.getvalue())[0]["faces"], key=lambda f: f["box"][0])
     assert [f["member"] for f in faces] == ["Joe Biden", "Barack Obama", None]
 
 
 @pytest.mark.slow
 def test_evaluate_gives_the_default_models_result_and_measure_lfw_stores_it(
-        settings, models, tmp_path, default_embedder, fresh_engine):
+    settings, models, tmp_path, default_embedder, fresh_engine
+):
     # --measure-lfw measures as the engine serves (FACESITE_FLIP); evaluate below runs unflipped.
     settings.FACESITE_ENGINE = {**settings.FACESITE_ENGINE, "FLIP": False}
     data = lfw_subset(tmp_path)
@@ -310,12 +343,31 @@ def test_evaluate_gives_the_default_models_result_and_measure_lfw_stores_it(
     for model in ("mobilefacenet", "mobilefacenet-measured"):
         if model != "mobilefacenet":
             out = io.StringIO()
-            call_command("export_model", "--from-default", "--name", model, "--measure-lfw", str(data),
-                         "--no-progress", stdout=out)
+            call_command(
+                "export_model",
+                "--from-default",
+                "--name",
+                model,
+                "--measure-lfw",
+                str(data),
+                "--no-progress",
+                stdout=out,
+            )
             assert "LFW: accuracy" in out.getvalue()
         report = tmp_path / f"{model}.json"
-        call_command("evaluate", "--benchmark", "lfw", "--data", str(data), "--model", model,
-                     "--json", str(report), "--no-progress", stdout=io.StringIO())
+        call_command(
+            "evaluate",
+            "--benchmark",
+            "lfw",
+            "--data",
+            str(data),
+            "--model",
+            model,
+            "--json",
+            str(report),
+            "--no-progress",
+            stdout=io.StringIO(),
+        )
         results[model] = json.loads(report.read_text())["lfw"]
     default, imported = results["mobilefacenet"], results["mobilefacenet-measured"]
     assert default["pairs"] == imported["pairs"] == 60

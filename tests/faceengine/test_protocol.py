@@ -17,7 +17,6 @@ from faceengine.evaluation.protocol import (
     tar_at_far,
 )
 
-
 # --------------------------------------------------------------------------- slow references
 
 
@@ -157,8 +156,9 @@ def test_bad_input_raises(scores, same, folds, message):
 
 
 def test_as_dict_is_json_safe():
-    result = kfold_verification(np.array([0.9, 0.1, 0.8, 0.2]), np.array([True, False, True, False]),
-                                np.array([0, 0, 1, 1]))
+    result = kfold_verification(
+        np.array([0.9, 0.1, 0.8, 0.2]), np.array([True, False, True, False]), np.array([0, 0, 1, 1])
+    )
     assert isinstance(result, VerificationResult)
     data = result.as_dict()
     assert set(data) == {"accuracy", "std", "threshold", "auc", "tar_at_far_1e-3", "pairs"}

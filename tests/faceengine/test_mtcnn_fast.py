@@ -3,6 +3,7 @@
 On real photos resized to 640 px, both backends must find the package's faces: the same number
 with score >= 0.9, each matched box with IoU >= 0.9 and landmarks within 2 px.
 """
+
 from __future__ import annotations
 
 import os
@@ -15,8 +16,7 @@ from PIL import Image
 from faceengine import mtcnn_fast
 from faceengine.mtcnn_fast import DetectedFace, MTCNNDetector
 
-DATA = Path(os.environ.get("FACESITE_TEST_DATA",
-                           Path(__file__).resolve().parents[2].parent / "shared" / "faces"))
+DATA = Path(os.environ.get("FACESITE_TEST_DATA", Path(__file__).resolve().parents[2].parent / "shared" / "faces"))
 PHOTOS = [
     "samples/deepface/couple.jpg",
     "samples/deepface/selfie-many-people.jpg",
@@ -47,8 +47,14 @@ def _iou(a, b) -> float:
 
 
 def _package_faces(result: list[dict]) -> list[tuple[tuple[float, ...], float, np.ndarray]]:
-    return [(tuple(float(v) for v in f["box"]), float(f["confidence"]),
-             np.array([f["keypoints"][k] for k in KEYPOINTS], np.float32)) for f in result]
+    return [
+        (
+            tuple(float(v) for v in f["box"]),
+            float(f["confidence"]),
+            np.array([f["keypoints"][k] for k in KEYPOINTS], np.float32),
+        )
+        for f in result
+    ]
 
 
 def _assert_same_faces(reference, faces: list[DetectedFace], photo: str) -> None:
@@ -59,8 +65,9 @@ def _assert_same_faces(reference, faces: list[DetectedFace], photo: str) -> None
     for box, score, landmarks in expected:
         best = max(unused, key=lambda f: _iou(box, f.box))
         assert _iou(box, best.box) >= 0.9, f"{photo}: package box {box} best match {best.box}"
-        assert np.abs(best.landmarks - landmarks).max() <= 2.0, \
+        assert np.abs(best.landmarks - landmarks).max() <= 2.0, (
             f"{photo}: landmarks {best.landmarks.tolist()} vs {landmarks.tolist()}"
+        )
         assert best.score == pytest.approx(score, abs=1e-3)
         unused.remove(best)
 
@@ -121,7 +128,7 @@ def test_faces_are_sorted_and_well_formed(photos, detector):
         assert isinstance(face, DetectedFace) and isinstance(face.score, float)
         x, y, bw, bh = face.box
         assert all(isinstance(v, float) for v in face.box)
-        assert 0 <= x and 0 <= y and x + bw <= w and y + bh <= h and bw > 0 and bh > 0
+        assert x >= 0 and y >= 0 and x + bw <= w and y + bh <= h and bw > 0 and bh > 0
         assert face.landmarks.shape == (5, 2) and face.landmarks.dtype == np.float32
         left_eye, right_eye, nose, mouth_left, mouth_right = face.landmarks
         assert left_eye[0] < right_eye[0] and mouth_left[0] < mouth_right[0]
@@ -146,7 +153,7 @@ def test_skipping_finest_levels_keeps_the_larger_faces_as_they_were(photos, dete
     # must not touch the faces the remaining levels find: same boxes, same landmarks, since
     # those levels are the package's own (a bigger min_face_size would move every scale).
     fast = MTCNNDetector(skip_finest_levels=skip, cache_dir=cache_dir)
-    smallest = 20 / 0.709 ** skip
+    smallest = 20 / 0.709**skip
     compared = 0
     for photo, image in photos.items():
         full = detector.detect(image)

@@ -1,4 +1,5 @@
 """The benchmark runner's bookkeeping: each image embedded once, fallbacks counted."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -38,8 +39,7 @@ def test_each_image_embedded_once_and_outcomes_counted():
         base = 0 if fold == 0 else 2
         pairs += [(base, base + 1), (base + 4, base + 5), (base, base + 4), (base + 1, base + 5)]
         same += [True, True, False, False]
-    pairset = PairSet(name="toy", images=images, pairs=np.array(pairs), same=np.array(same),
-                      folds=np.repeat([0, 1], 4))
+    pairset = PairSet(name="toy", images=images, pairs=np.array(pairs), same=np.array(same), folds=np.repeat([0, 1], 4))
     # The blind crop of the second-pass image looks like person B: had the second pass not
     # found the face, pair (2, 3) would fail.
     recognizer = ScriptedRecognizer(script, blind=b)

@@ -1,4 +1,5 @@
 """Learning-rate schedules and the TF_CONFIG reading that picks the strategy and the chief."""
+
 from __future__ import annotations
 
 import json
@@ -8,8 +9,8 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from facetrain.schedule import WarmupSchedule  # noqa: E402
-from facetrain.trainer import choose_strategy, is_chief  # noqa: E402
+from facetrain.schedule import WarmupSchedule
+from facetrain.trainer import choose_strategy, is_chief
 
 
 def values(schedule, steps):
@@ -34,13 +35,16 @@ def test_cosine_and_step_and_constant():
         WarmupSchedule(0.1, 10, kind="exp")
 
 
-@pytest.mark.parametrize("tf_config,chief", [
-    (None, True),
-    ({"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 0}}, True),
-    ({"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 1}}, False),
-    ({"cluster": {"chief": ["c:1"], "worker": ["a:1"]}, "task": {"type": "worker", "index": 0}}, False),
-    ({"cluster": {"chief": ["c:1"], "worker": ["a:1"]}, "task": {"type": "chief", "index": 0}}, True),
-])
+@pytest.mark.parametrize(
+    "tf_config,chief",
+    [
+        (None, True),
+        ({"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 0}}, True),
+        ({"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 1}}, False),
+        ({"cluster": {"chief": ["c:1"], "worker": ["a:1"]}, "task": {"type": "worker", "index": 0}}, False),
+        ({"cluster": {"chief": ["c:1"], "worker": ["a:1"]}, "task": {"type": "chief", "index": 0}}, True),
+    ],
+)
 def test_only_the_chief_writes(monkeypatch, tf_config, chief):
     if tf_config is None:
         monkeypatch.delenv("TF_CONFIG", raising=False)
@@ -52,8 +56,9 @@ def test_only_the_chief_writes(monkeypatch, tf_config, chief):
 def test_single_machine_gets_mirrored_strategy(monkeypatch):
     import tensorflow as tf
 
-    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["localhost:1"]},
-                                                "task": {"type": "worker", "index": 0}}))
+    monkeypatch.setenv(
+        "TF_CONFIG", json.dumps({"cluster": {"worker": ["localhost:1"]}, "task": {"type": "worker", "index": 0}})
+    )
     strategy = choose_strategy()
     assert isinstance(strategy, tf.distribute.MirroredStrategy)
     assert strategy.num_replicas_in_sync == max(len(tf.config.list_physical_devices("GPU")), 1)

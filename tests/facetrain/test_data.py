@@ -1,4 +1,5 @@
 """TFRecord round trip and the tf.data pipeline over every source kind."""
+
 from __future__ import annotations
 
 import cv2

@@ -1,4 +1,5 @@
 """The default MobileFaceNet.tflite rebuilt in Keras: same structure, same weights, same vectors."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,8 +31,9 @@ def imported(tflite_path):
 def keras_embedder(imported, default_spec):
     from faceengine.embedders.keras import KerasEmbedder
 
-    return KerasEmbedder.from_model(imported, name="mobilefacenet-keras", dim=default_spec.dim,
-                                    convention=default_spec.convention)
+    return KerasEmbedder.from_model(
+        imported, name="mobilefacenet-keras", dim=default_spec.dim, convention=default_spec.convention
+    )
 
 
 def _faces(n: int, seed: int = 0) -> np.ndarray:
@@ -53,8 +55,11 @@ def test_structure_matches_the_file(tflite_path, imported):
     weights = read_tflite_weights(tflite_path)
     assert weights.input_shape == (2, 112, 112, 3) and weights.embedding_size == 192
     layers = imported.layers
-    assert len(weights.convs) == sum(isinstance(l, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D))
-                                     for l in layers) == 52
+    assert (
+        len(weights.convs)
+        == sum(isinstance(l, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)) for l in layers)
+        == 52
+    )
     assert len(weights.prelu_alphas) == sum(isinstance(l, keras.layers.PReLU) for l in layers) == 33
     assert weights.residual_adds == sum(isinstance(l, keras.layers.Add) for l in layers) == 12
     file_params = sum(c.kernel.size + c.bias.size for c in weights.convs)
@@ -136,8 +141,11 @@ def test_other_embedding_sizes_build_and_train():
     model.fit(x, y, epochs=1, batch_size=4, verbose=0)
     # Every kernel, PReLU slope and BN scale learns. (A BN shift feeding straight into the next
     # BN barely does: that BN removes the batch mean, so its gradient is ~0, as expected.)
-    stuck = [w.path for b, w in zip(before, model.trainable_weights)
-             if w.path.rsplit("/", 1)[-1] in ("kernel", "alpha", "gamma") and np.allclose(b, w.numpy())]
+    stuck = [
+        w.path
+        for b, w in zip(before, model.trainable_weights)
+        if w.path.rsplit("/", 1)[-1] in ("kernel", "alpha", "gamma") and np.allclose(b, w.numpy())
+    ]
     assert not stuck, f"weights without a gradient: {stuck}"
     # Batch statistics flow into the moving averages. (Not every layer's: one fed by another BN
     # sees a batch mean of ~1e-9, which no tolerance tells from zero.)

@@ -1,4 +1,5 @@
 """The whole pipeline on real photos: detection, alignment, embeddings, recognize."""
+
 from __future__ import annotations
 
 import io
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from faceengine.errors import ModelMismatch, ImageError
+from faceengine.errors import ImageError, ModelMismatch
 from faceengine.gallery import Gallery
 from tests.conftest import require_file
 
@@ -51,13 +52,18 @@ def test_same_person_is_closer_than_different(recognizer, default_spec):
 def test_recognize_names_both_people_in_a_group_photo(recognizer, default_spec):
     train = f"{FR}/knn_examples/train"
     labels, vectors = [], []
-    for name, photo in [("obama", "obama/obama.jpg"), ("biden", "biden/biden2.jpg"),
-                        ("kit", "kit_harington/john1.jpeg"), ("rose", "rose_leslie/img1.jpg")]:
+    for name, photo in [
+        ("obama", "obama/obama.jpg"),
+        ("biden", "biden/biden2.jpg"),
+        ("kit", "kit_harington/john1.jpeg"),
+        ("rose", "rose_leslie/img1.jpg"),
+    ]:
         labels.append(name)
         vectors.append(recognizer.embed_primary(require_file(f"{train}/{photo}")).embedding)
     gallery = Gallery("mobilefacenet", 192, labels, np.stack(vectors))
-    results = recognizer.recognize(require_file(f"{FR}/knn_examples/test/obama_and_biden.jpg"),
-                                   gallery, default_spec.identification_threshold)
+    results = recognizer.recognize(
+        require_file(f"{FR}/knn_examples/test/obama_and_biden.jpg"), gallery, default_spec.identification_threshold
+    )
     named = [r for r in results if r.label is not None]
     assert sorted(r.label for r in named) == ["biden", "obama"]
     for result in named:
@@ -148,7 +154,7 @@ def test_second_pass_finds_a_face_in_a_photo_stored_sideways(recognizer):
         assert primary.how == "second_pass", name
         x, y, w, h = primary.face.box
         height, width = recognizer.load(path).shape[:2]
-        assert 0 <= x and 0 <= y and x + w <= width + 1 and y + h <= height + 1
+        assert x >= 0 and y >= 0 and x + w <= width + 1 and y + h <= height + 1
         assert float(primary.embedding @ upright.embedding) > 0.6, name
 
 

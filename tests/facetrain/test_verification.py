@@ -1,5 +1,6 @@
 """In-training verification: the engine's protocol on embeddings of the backbone being trained,
 and LFW photos aligned through the engine's real MTCNN + template."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -72,8 +73,13 @@ def test_lfw_photos_aligned_by_the_engine_and_cached(tmp_path):
     keep = np.concatenate([np.flatnonzero(full.same)[:3], np.flatnonzero(~full.same)[:3]])
     used = sorted(set(full.pairs[keep].ravel().tolist()))
     remap = {old: new for new, old in enumerate(used)}
-    small = PairSet("lfw_small", [full.images[i] for i in used],
-                    np.vectorize(remap.get)(full.pairs[keep]), full.same[keep], np.arange(6) % 2)
+    small = PairSet(
+        "lfw_small",
+        [full.images[i] for i in used],
+        np.vectorize(remap.get)(full.pairs[keep]),
+        full.same[keep],
+        np.arange(6) % 2,
+    )
     calls = []
     align = engine_aligner(FaceDetector(DetectorConfig(cache_dir=model_dir() / "mtcnn")), 112)
 

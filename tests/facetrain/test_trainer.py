@@ -1,4 +1,5 @@
 """A tiny end-to-end training run: finite loss, the run folder's files, resume from the checkpoint."""
+
 from __future__ import annotations
 
 import json
@@ -52,8 +53,19 @@ def verification_set(rng) -> VerificationSet:
 
 
 def config(out, **overrides) -> TrainConfig:
-    values = dict(out=out, backbone="iresnet18", embedding_size=16, input_size=SIZE, epochs=1, batch_size=8,
-                  lr=0.01, margin=MarginConfig(s=16, m2=0.2), eval_every=3, log_every=1, schedule="cosine")
+    values = dict(
+        out=out,
+        backbone="iresnet18",
+        embedding_size=16,
+        input_size=SIZE,
+        epochs=1,
+        batch_size=8,
+        lr=0.01,
+        margin=MarginConfig(s=16, m2=0.2),
+        eval_every=3,
+        log_every=1,
+        schedule="cosine",
+    )
     values.update(overrides)
     return TrainConfig(**values)
 
@@ -80,8 +92,9 @@ def test_train_checkpoint_and_resume(pack, tmp_path):
     assert 0.0 <= toy["accuracy"] <= 1.0 and {"std", "threshold"} <= set(toy)
     backbone = keras.models.load_model(out / "backbone.keras", compile=False)
     batch = np.zeros((2, SIZE, SIZE, 3), np.float32)
-    np.testing.assert_allclose(backbone(batch, training=False), trainer.backbone(batch, training=False),
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        backbone(batch, training=False), trainer.backbone(batch, training=False), rtol=1e-5, atol=1e-5
+    )
     assert (out / "checkpoints" / "checkpoint").is_file()
     assert list((out / "logs").iterdir())
     saved_kernel = trainer.backbone.get_layer("embedding_fc").kernel.numpy()
@@ -102,8 +115,10 @@ def test_train_checkpoint_and_resume(pack, tmp_path):
 @pytest.mark.slow
 def test_training_learns_the_toy_classes(pack, tmp_path):
     """Enough steps on 4 easy classes: the loss falls and the margin head classifies them."""
-    trainer = Trainer(config(tmp_path / "run", epochs=12, lr=0.05, eval_every=0, log_every=4,
-                             margin=MarginConfig(s=16, m2=0.1)), open_training_data(pack))
+    trainer = Trainer(
+        config(tmp_path / "run", epochs=12, lr=0.05, eval_every=0, log_every=4, margin=MarginConfig(s=16, m2=0.1)),
+        open_training_data(pack),
+    )
     result = trainer.train()
     first, last = result.losses[0][1], result.losses[-1][1]
     assert last < 0.6 * first
@@ -116,7 +131,9 @@ def test_training_learns_the_toy_classes(pack, tmp_path):
 
 @pytest.mark.slow
 def test_mixed_precision_step_is_finite(pack, tmp_path):
-    trainer = Trainer(config(tmp_path / "run", max_steps=2, mixed_precision=True, eval_every=0), open_training_data(pack))
+    trainer = Trainer(
+        config(tmp_path / "run", max_steps=2, mixed_precision=True, eval_every=0), open_training_data(pack)
+    )
     try:
         assert trainer.policy in ("mixed_bfloat16", "mixed_float16")
         result = trainer.train()
@@ -131,8 +148,10 @@ def test_mixed_precision_step_is_finite(pack, tmp_path):
 @pytest.mark.slow
 def test_float16_loss_scaling_path(pack, tmp_path):
     """The GPU path (float16 + LossScaleOptimizer), forced here so CI without a GPU runs it too."""
-    trainer = Trainer(config(tmp_path / "run", epochs=3, max_steps=10, precision="mixed_float16", eval_every=0),
-                      open_training_data(pack))
+    trainer = Trainer(
+        config(tmp_path / "run", epochs=3, max_steps=10, precision="mixed_float16", eval_every=0),
+        open_training_data(pack),
+    )
     try:
         assert isinstance(trainer.optimizer, keras.mixed_precision.LossScaleOptimizer)
         assert trainer.backbone.get_layer("stem_conv").compute_dtype == "float16"
@@ -142,7 +161,7 @@ def test_float16_loss_scaling_path(pack, tmp_path):
         # the scale (it starts at 2^15; doubling needs 2000 good steps), the others are applied.
         # Whether any of the 10 overflows depends on the random start, so count, don't assume.
         applied = int(trainer.optimizer.iterations.numpy())
-        skipped = math.log2(2 ** 15 / float(trainer.optimizer.dynamic_scale.numpy()))
+        skipped = math.log2(2**15 / float(trainer.optimizer.dynamic_scale.numpy()))
         assert skipped == int(skipped) >= 0
         assert applied >= 1 and applied + int(skipped) == 10
         saved = keras.models.load_model(tmp_path / "run" / "backbone.keras", compile=False)

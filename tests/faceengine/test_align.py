@@ -1,4 +1,5 @@
 """Alignment: the similarity transform and the ArcFace template."""
+
 from __future__ import annotations
 
 import numpy as np

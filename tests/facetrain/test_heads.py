@@ -1,4 +1,5 @@
 """The margin head's logits against a hand computation, element by element, in float64 numpy."""
+
 from __future__ import annotations
 
 import math
@@ -48,14 +49,17 @@ def problem():
     return x, w, labels
 
 
-@pytest.mark.parametrize("config", [
-    MarginConfig(s=64, m1=1.0, m2=0.5, m3=0.0),   # ArcFace
-    MarginConfig(s=30, m1=1.0, m2=0.0, m3=0.35),  # CosFace
-    MarginConfig(s=64, m1=1.35, m2=0.0, m3=0.0),  # SphereFace-like
-    MarginConfig(s=64, m1=1.0, m2=0.3, m3=0.2),   # combined
-    MarginConfig(s=32, m1=0.9, m2=0.4, m3=0.15),  # combined
-    MarginConfig(s=64, m1=1.0, m2=0.5, m3=0.0, easy_margin=True),
-])
+@pytest.mark.parametrize(
+    "config",
+    [
+        MarginConfig(s=64, m1=1.0, m2=0.5, m3=0.0),  # ArcFace
+        MarginConfig(s=30, m1=1.0, m2=0.0, m3=0.35),  # CosFace
+        MarginConfig(s=64, m1=1.35, m2=0.0, m3=0.0),  # SphereFace-like
+        MarginConfig(s=64, m1=1.0, m2=0.3, m3=0.2),  # combined
+        MarginConfig(s=32, m1=0.9, m2=0.4, m3=0.15),  # combined
+        MarginConfig(s=64, m1=1.0, m2=0.5, m3=0.0, easy_margin=True),
+    ],
+)
 def test_logits_match_hand_computation(problem, config):
     x, w, labels = problem
     expected = hand_logits(x, w, labels, config)

@@ -1,4 +1,5 @@
 """manage.py train_arcface end to end on a RecordIO pack, with an insightface .bin benchmark."""
+
 from __future__ import annotations
 
 import io
@@ -43,11 +44,35 @@ def workspace(tmp_path):
 
 def run(workspace, *extra):
     out = io.StringIO()
-    call_command("train_arcface", "--data", str(workspace / "pack"), "--out", str(workspace / "run"),
-                 "--backbone", "mobilefacenet", "--embedding-size", "16", "--input-size", str(SIZE),
-                 "--batch-size", "6", "--epochs", "1", "--lr", "0.01", "--margin-s", "16",
-                 "--eval", f"bin:{workspace / 'toy.bin'}", "--eval-every", "2", "--log-every", "1",
-                 *extra, stdout=out)
+    call_command(
+        "train_arcface",
+        "--data",
+        str(workspace / "pack"),
+        "--out",
+        str(workspace / "run"),
+        "--backbone",
+        "mobilefacenet",
+        "--embedding-size",
+        "16",
+        "--input-size",
+        str(SIZE),
+        "--batch-size",
+        "6",
+        "--epochs",
+        "1",
+        "--lr",
+        "0.01",
+        "--margin-s",
+        "16",
+        "--eval",
+        f"bin:{workspace / 'toy.bin'}",
+        "--eval-every",
+        "2",
+        "--log-every",
+        "1",
+        *extra,
+        stdout=out,
+    )
     return out.getvalue()
 
 
@@ -70,8 +95,15 @@ def test_train_arcface_writes_the_run_folder_and_resumes(workspace):
 
 def test_bad_eval_spec_is_a_command_error(workspace):
     with pytest.raises(CommandError, match="KIND:PATH"):
-        call_command("train_arcface", "--data", str(workspace / "pack"), "--out", str(workspace / "run"),
-                     "--eval", "imagenet:/nowhere")
+        call_command(
+            "train_arcface",
+            "--data",
+            str(workspace / "pack"),
+            "--out",
+            str(workspace / "run"),
+            "--eval",
+            "imagenet:/nowhere",
+        )
 
 
 def test_missing_data_is_a_command_error(tmp_path):
