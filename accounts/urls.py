@@ -7,5 +7,5 @@ from .views import ThrottledLoginView
 
 urlpatterns = [
     path("login/", ThrottledLoginView.as_view(), name="login"),
-    *(pattern for pattern in auth_urls.urlpatterns if pattern.name != "login"),
+    *(pattern for pattern in auth_urls.urlpatterns if getattr(pattern, "name", None) != "login"),
 ]

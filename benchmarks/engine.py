@@ -121,6 +121,7 @@ class FaceRecognitionPipeline:
 
 def run_child(system: str, limit: int, size: int, repeat: int) -> dict:
     photos = _load_photos(limit, size)
+    pipeline: FaceRecognitionPipeline | FacesitePipeline
     if system == "face_recognition":
         pipeline = FaceRecognitionPipeline()
     else:
@@ -130,8 +131,8 @@ def run_child(system: str, limit: int, size: int, repeat: int) -> dict:
             skip_finest_levels=0 if system == "facesite-all-levels" else None,
         )
     pipeline.run(photos[0][1])  # warm-up: graph building, XNNPACK delegate set-up
-    per_stage = {key: [] for key in ("detect", "align", "embed", "total")}
-    per_face = {key: [] for key in ("detect", "align", "embed", "total")}
+    per_stage: dict[str, list[float]] = {key: [] for key in ("detect", "align", "embed", "total")}
+    per_face: dict[str, list[float]] = {key: [] for key in ("detect", "align", "embed", "total")}
     boxes = {}
     for _ in range(repeat):
         for name, rgb in photos:

@@ -79,6 +79,13 @@ class Drill:
         self.web: WebServer | None = None
         self.token = self.session = ""
 
+    @property
+    def server(self) -> WebServer:
+        """The web server that setup() started."""
+        if self.web is None:
+            raise RuntimeError("The web server is not running: call setup() first.")
+        return self.web
+
     def setup(self) -> None:
         self.mariadb.create_database(DATABASE)
         manage(self.env, "migrate", "--noinput")
@@ -101,13 +108,13 @@ class Drill:
         photo = test_data_dir() / relative
         return request(
             "POST",
-            self.web.base + "/api/v1/recognize",
+            self.server.base + "/api/v1/recognize",
             token=self.token,
             files={"image": (photo.name, photo.read_bytes())},
         )
 
     def job(self, job_id: int) -> dict:
-        return request("GET", f"{self.web.base}/api/v1/jobs/{job_id}", token=self.token).json()
+        return request("GET", f"{self.server.base}/api/v1/jobs/{job_id}", token=self.token).json()
 
     def wait_finished(self, job_id: int, timeout: float = 240) -> dict:
         deadline = time.monotonic() + timeout
@@ -200,9 +207,9 @@ def scenario_redis(drill: Drill) -> tuple[str, bool]:
 
 def scenario_mariadb(drill: Drill) -> tuple[str, bool]:
     worker = drill.worker("around-mariadb")
-    api, page = drill.web.base + "/api/v1/jobs/999999", drill.web.base + "/jobs/"
+    api, page = drill.server.base + "/api/v1/jobs/999999", drill.server.base + "/jobs/"
     before = request("GET", api, token=drill.token).status
-    pid = drill.web.pid
+    pid = drill.server.pid
     drill.mariadb.kill()
     down_api = [request("GET", api, token=drill.token) for _ in range(3)]
     down_post = drill.upload()
@@ -226,8 +233,8 @@ def scenario_mariadb(drill: Drill) -> tuple[str, bool]:
         and after_api == 404
         and after_page == 200
         and job["status"] == "done"
-        and drill.web.pid == pid
-        and drill.web.alive()
+        and drill.server.pid == pid
+        and drill.server.alive()
         and worker_survived
     )
     return (
@@ -302,7 +309,7 @@ def main() -> None:
             try:
                 drill.setup()
                 print(
-                    f"stack: {drill.web.kind}, MariaDB :{mariadb.port}, Redis :{redis.port}, media {media} "
+                    f"stack: {drill.server.kind}, MariaDB :{mariadb.port}, Redis :{redis.port}, media {media} "
                     f"({'tmpfs 16 MB' if mounted else 'plain folder'}), logs {folder}",
                     flush=True,
                 )

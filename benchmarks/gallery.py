@@ -24,7 +24,9 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Hashable
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -79,12 +81,12 @@ def make_shape(path: Path, people: int, seed: int) -> None:
     rng = np.random.default_rng(seed)
     chosen = [folders[i] for i in sorted(rng.choice(len(folders), size=min(people, len(folders)), replace=False))]
     recognizer = faceengine.load(model_dir())
-    vectors = []
+    embedded: list[np.ndarray] = []
     for i, folder in enumerate(chosen):
-        vectors.append(recognizer.embed_primary(sorted(folder.glob("*.jpg"))[0]).embedding)
+        embedded.append(recognizer.embed_primary(sorted(folder.glob("*.jpg"))[0]).embedding)
         if (i + 1) % 250 == 0:
             print(f"  embedded {i + 1}/{len(chosen)}", flush=True)
-    vectors = np.stack(vectors).astype(np.float64)
+    vectors = np.stack(embedded).astype(np.float64)
     mean = vectors.mean(axis=0)
     eigvals, eigvecs = np.linalg.eigh(np.cov(vectors - mean, rowvar=False))
     eigvals = np.clip(eigvals[::-1], 0, None)
@@ -117,12 +119,12 @@ def time_queries(index: GalleryIndex, queries: np.ndarray, k: int) -> dict:
     }
 
 
-def top_labels(index: GalleryIndex, queries: np.ndarray, k: int) -> list[list[int]]:
+def top_labels(index: GalleryIndex, queries: np.ndarray, k: int) -> list[list[Hashable]]:
     return [[m.label for m in row] for row in index.search(queries, k=k)]
 
 
-def recall(found: list[list[int]], exact: list[list[int]], k: int) -> float:
-    hits = sum(len(set(f[:k]) & set(e[:k])) for f, e in zip(found, exact))
+def recall(found: list[list[Hashable]], exact: list[list[Hashable]], k: int) -> float:
+    hits = sum(len(set(f[:k]) & set(e[:k])) for f, e in zip(found, exact, strict=True))
     return hits / (k * len(exact))
 
 
@@ -139,18 +141,10 @@ def run_size(n: int, args, rng: np.random.Generator) -> list[dict]:
     else:
         templates = random_units(n, args.dim, rng)
     queries = genuine_queries(templates, args.queries, rng)
-    genuine = np.einsum(
-        "ij,ij->i",
-        queries,
-        templates[
-            [
-                row[0].label
-                for row in GalleryIndex("q", args.dim, range(n), templates, config=IndexConfig(backend="numpy")).search(
-                    queries, 1
-                )
-            ]
-        ],
-    )
+    exact_index = GalleryIndex("q", args.dim, range(n), templates, config=IndexConfig(backend="numpy"))
+    # The labels are range(n): each is its template's row.
+    nearest = [cast(int, row[0].label) for row in exact_index.search(queries, 1)]
+    genuine = np.einsum("ij,ij->i", queries, templates[nearest])
     sample = templates[rng.choice(n, size=min(n, 2000), replace=False)]
     others = (sample @ sample.T)[~np.eye(len(sample), dtype=bool)]
     print(
@@ -179,6 +173,8 @@ def run_size(n: int, args, rng: np.random.Generator) -> list[dict]:
         settings = [None] if backend != "hnsw" else args.ef_search
         for ef in settings:
             if ef is not None:
+                if index._faiss is None:
+                    raise SystemExit(f"the {backend} index of {n} templates has no faiss index to tune")
                 index._faiss.hnsw.efSearch = ef
             row = {
                 "size": n,

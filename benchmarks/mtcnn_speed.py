@@ -21,6 +21,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -60,10 +61,10 @@ def data_dir() -> Path:
 
 def load_photo(path: Path, long_side: int) -> np.ndarray:
     with Image.open(path) as im:
-        im = im.convert("RGB")
-        scale = long_side / max(im.size)
-        size = (max(1, round(im.width * scale)), max(1, round(im.height * scale)))
-        return np.asarray(im.resize(size, Image.Resampling.BILINEAR))
+        rgb = im.convert("RGB")
+        scale = long_side / max(rgb.size)
+        size = (max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale)))
+        return np.asarray(rgb.resize(size, Image.Resampling.BILINEAR))
 
 
 def package_faces(result: list[dict]) -> list[tuple[tuple[float, ...], float, np.ndarray]]:
@@ -138,11 +139,12 @@ def main() -> int:
 
         package = MTCNN()
         detectors["package"] = lambda im: package_faces(package.detect_faces(im))
-    for name, kwargs in [
-        ("tflite", dict(backend="tflite")),
-        ("tf", dict(backend="tf")),
-        ("tflite-fast-pyramid", dict(backend="tflite", fast_pyramid=True)),
-    ]:
+    variants: list[tuple[str, dict[str, Any]]] = [
+        ("tflite", {"backend": "tflite"}),
+        ("tf", {"backend": "tf"}),
+        ("tflite-fast-pyramid", {"backend": "tflite", "fast_pyramid": True}),
+    ]
+    for name, kwargs in variants:
         if name not in args.skip:
             t0 = time.perf_counter()
             detector = MTCNNDetector(num_threads=args.threads, **kwargs)
@@ -162,12 +164,12 @@ def main() -> int:
                 times[name][i].append((time.perf_counter() - t0) * 1000)
                 cpu[name].append((time.process_time() - c0) * 1000)
 
-    results = {}
+    results: dict[str, dict[str, Any]] = {}
     for name in detectors:
         per_photo = [statistics.median(t) for t in times[name]]
         flat = sorted(t for ts in times[name] for t in ts)
         faces = found[name]
-        entry = {
+        entry: dict[str, Any] = {
             "median_ms": round(statistics.median(per_photo), 2),
             "p90_ms": round(flat[int(0.9 * (len(flat) - 1))], 2),
             "mean_ms": round(statistics.fmean(per_photo), 2),
@@ -180,9 +182,11 @@ def main() -> int:
             "per_photo_faces": [len(f) for f in faces],
         }
         if "package" in found and name != "package":
-            matches = [same_faces(ref, got) for ref, got in zip(found["package"], faces)]
+            matches = [same_faces(ref, got) for ref, got in zip(found["package"], faces, strict=True)]
             entry["same_faces_as_package"] = all(matches)
-            entry["photos_differing"] = [str(p.relative_to(folder)) for p, ok in zip(paths, matches) if not ok]
+            entry["photos_differing"] = [
+                str(p.relative_to(folder)) for p, ok in zip(paths, matches, strict=True) if not ok
+            ]
         results[name] = entry
 
     base = results.get("package", {}).get("median_ms")

@@ -88,7 +88,7 @@ def start_workers(count: int, args: argparse.Namespace, logs: Path) -> list[subp
     env = {**os.environ, "FACESITE_TF_THREADS": str(args.tf_threads), "FACESITE_LOG_LEVEL": "INFO"}
     workers = []
     for index in range(count):
-        log = open(logs / f"worker-{count}-{index}.log", "wb")
+        log = open(logs / f"worker-{count}-{index}.log", "wb")  # noqa: SIM115 - the worker process writes to it
         workers.append(
             subprocess.Popen(
                 [

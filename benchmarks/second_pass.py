@@ -31,7 +31,10 @@ def main() -> None:
 
     detector = faceengine.load(model_dir()).detector
     root = test_data_dir() / "samples"
-    photos, faces, unreadable, rescued, still_none = 0, 0, [], [], []
+    photos, faces = 0, 0
+    unreadable: list[str] = []
+    rescued: list[str] = []
+    still_none: list[str] = []
     for path in sample_photos():
         try:
             rgb = load_image(path)

@@ -61,7 +61,7 @@ def heldout_pairs(labels: np.ndarray, rng: np.random.Generator):
     """Every same-person pair of held-out photos plus as many random different-person pairs."""
 
     same = [(i, j) for i in range(len(labels)) for j in range(i + 1, len(labels)) if labels[i] == labels[j]]
-    diff = set()
+    diff: set[tuple[int, int]] = set()
     while len(diff) < len(same):
         i, j = sorted(rng.choice(len(labels), 2, replace=False).tolist())
         if labels[i] != labels[j]:
@@ -106,8 +106,10 @@ def main() -> None:
     for label in range(aligned.classes):
         members = np.flatnonzero(labels == label)
         held[rng.choice(members, min(args.holdout, len(members) - 1), replace=False)] = True
-    train = IdentityFolder([f for f, h in zip(aligned.files, held) if not h], labels[~held].tolist(), aligned.names)
-    test_files = [f for f, h in zip(aligned.files, held) if h]
+    train = IdentityFolder(
+        [f for f, h in zip(aligned.files, held, strict=True) if not h], labels[~held].tolist(), aligned.names
+    )
+    test_files = [f for f, h in zip(aligned.files, held, strict=True) if h]
     test_labels = labels[held]
 
     def load(files):

@@ -52,7 +52,7 @@ class FaceDetector:
         # to max_side, the smallest face found is min_face_size / scale original pixels.
         return MTCNNDetector(
             min_face_size=min_face_size,
-            thresholds=tuple(thresholds),
+            thresholds=thresholds,
             backend=self.config.backend,
             num_threads=self.config.num_threads,
             cache_dir=self.config.cache_dir,

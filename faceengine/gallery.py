@@ -55,4 +55,6 @@ class Gallery:
         k = min(k, len(self))
         similarities = queries @ self.vectors.T
         top = np.argsort(-similarities, axis=1, kind="stable")[:, :k]
-        return [[Match(self.labels[j], float(row[j])) for j in order] for row, order in zip(similarities, top)]
+        return [
+            [Match(self.labels[j], float(row[j])) for j in order] for row, order in zip(similarities, top, strict=True)
+        ]

@@ -10,7 +10,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Union
+from typing import IO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -21,7 +21,7 @@ DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 50_000_000
 SUPPORTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF", "MPO"})
 
-ImageSource = Union[str, os.PathLike, bytes, BinaryIO, np.ndarray]
+ImageSource = str | os.PathLike | bytes | IO[bytes] | np.ndarray
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class ImageLimits:
     max_pixels: int = DEFAULT_MAX_PIXELS
 
 
-def _read_bytes(source: ImageSource, limits: ImageLimits) -> bytes:
+def _read_bytes(source: str | os.PathLike | bytes | IO[bytes], limits: ImageLimits) -> bytes:
     if isinstance(source, (bytes, bytearray)):
         data = bytes(source)
     elif isinstance(source, (str, os.PathLike)):
@@ -62,7 +62,7 @@ def load_image(source: ImageSource, limits: ImageLimits | None = None) -> np.nda
         with warnings.catch_warnings():
             # Pillow's own bomb check warns first and raises at twice its limit; ours is stricter.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            image: Image.Image = Image.open(io.BytesIO(data))
             fmt = image.format
             width, height = image.size
     except UnidentifiedImageError as exc:

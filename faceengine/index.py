@@ -111,6 +111,7 @@ class GalleryIndex:
     def _build_faiss(self, vectors: np.ndarray):
         import faiss  # only big galleries pay for the import
 
+        index: faiss.Index
         if self.backend == "hnsw":
             index = faiss.IndexHNSWFlat(self.dim, self.config.hnsw_m, faiss.METRIC_INNER_PRODUCT)
             index.hnsw.efConstruction = self.config.hnsw_ef_construction
@@ -141,7 +142,7 @@ class GalleryIndex:
         # Among the best k * (most vectors of one label) vectors there are at least k labels.
         raw_k = min(len(self), k * self._max_per_label)
         indices, similarities = self._raw_search(normalize_rows(queries), raw_k)
-        return [self._collect(row_idx, row_sim, k) for row_idx, row_sim in zip(indices, similarities)]
+        return [self._collect(row_idx, row_sim, k) for row_idx, row_sim in zip(indices, similarities, strict=True)]
 
     def _raw_search(self, queries: np.ndarray, raw_k: int) -> tuple[np.ndarray, np.ndarray]:
         """(indices, similarities), each (n_queries, raw_k), best first; -1 marks no result."""
@@ -149,6 +150,8 @@ class GalleryIndex:
             similarities, indices = self._faiss.search(queries, raw_k)
             return indices, similarities
         matrix = self._matrix
+        if matrix is None:  # built in __init__ for every non-empty numpy gallery
+            raise RuntimeError("GalleryIndex has neither a faiss index nor a matrix to search.")
         block = max(1, _NUMPY_BLOCK // len(matrix))
         all_idx, all_sim = [], []
         for start in range(0, len(queries), block):
@@ -167,7 +170,7 @@ class GalleryIndex:
     def _collect(self, indices: np.ndarray, similarities: np.ndarray, k: int) -> list[Match]:
         matches: list[Match] = []
         seen: set[int] = set()
-        for index, similarity in zip(indices.tolist(), similarities.tolist()):
+        for index, similarity in zip(indices.tolist(), similarities.tolist(), strict=True):
             if index < 0:
                 continue
             code = int(self._codes[index])

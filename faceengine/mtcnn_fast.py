@@ -83,7 +83,7 @@ def _weights_dir() -> Path:
     spec = importlib.util.find_spec("mtcnn")
     if spec is None or not spec.submodule_search_locations:
         raise ModelError("The mtcnn package (its weights) is not installed: pip install mtcnn==1.0.0.")
-    return Path(list(spec.submodule_search_locations)[0]) / "assets" / "weights"
+    return Path(next(iter(spec.submodule_search_locations))) / "assets" / "weights"
 
 
 def _weight_files() -> dict[str, Path]:
@@ -201,7 +201,7 @@ def _tflite_models(cache_dir: Path | None) -> dict[str, bytes]:
                     warnings.simplefilter("ignore")
                     converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], functions[net])
                     models[net] = converter.convert()
-            if paths:
+            if cache_dir and paths:
                 Path(cache_dir).mkdir(parents=True, exist_ok=True)
                 for net in _NETS:
                     # Write then rename, so a concurrent process never reads half a file.
@@ -239,11 +239,11 @@ class _TFLiteNet:
     def __call__(self, *arrays: np.ndarray) -> list[np.ndarray]:
         shapes = tuple(a.shape for a in arrays)
         if shapes != self._shapes:
-            for index, shape in zip(self._inputs, shapes):
+            for index, shape in zip(self._inputs, shapes, strict=True):
                 self.interpreter.resize_tensor_input(index, shape, strict=False)
             self.interpreter.allocate_tensors()
             self._shapes = shapes
-        for index, array in zip(self._inputs, arrays):
+        for index, array in zip(self._inputs, arrays, strict=True):
             self.interpreter.set_tensor(index, array)
         self.interpreter.invoke()
         return [self.interpreter.get_tensor(i) for i in self._outputs]
@@ -322,6 +322,8 @@ def _pack(levels: list[_Level]) -> _Canvas:
         canvas = _Canvas(_align(height), width, tuple(placed))
         if best is None or canvas.height * canvas.width < best.height * best.width:
             best = canvas
+    if best is None:  # the widest level always fits a canvas of its own width
+        raise RuntimeError("No canvas width fits the pyramid levels.")
     return best
 
 

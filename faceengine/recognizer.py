@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -18,6 +19,9 @@ from .embedders.base import Embedder
 from .gallery import Gallery
 from .images import ImageLimits, ImageSource, load_image
 from .mtcnn_fast import DetectedFace
+
+if TYPE_CHECKING:
+    from .index import GalleryIndex
 
 
 @dataclass
@@ -99,7 +103,7 @@ class Recognizer:
         crops = [_align_one(rgb, np.asarray(points), size) for points in landmarks]
         return np.stack(crops) if crops else np.zeros((0, size, size, 3), np.uint8)
 
-    def embed_faces(self, rgb: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
+    def embed_faces(self, rgb: np.ndarray, faces: Sequence[Face | DetectedFace]) -> np.ndarray:
         crops = self.align_face(rgb, [face.landmarks for face in faces])
         return self.embedder.embed(crops, flip=self.flip)
 
@@ -107,24 +111,26 @@ class Recognizer:
         """Every face with box, score, landmarks and embedding."""
         rgb = self.load(image)
         faces = [_face(found) for found in self.detector.detect(rgb)]
-        for face, vector in zip(faces, self.embed_faces(rgb, faces)):
+        for face, vector in zip(faces, self.embed_faces(rgb, faces), strict=True):
             face.embedding = vector
         return faces
 
     def get_embd(self, image: ImageSource) -> tuple[np.ndarray, np.ndarray]:
         """(embeddings (n, dim), boxes (n, 4) as x, y, w, h) for every face of the photo."""
         faces = self.analyze(image)
-        embeddings = np.stack([f.embedding for f in faces]) if faces else np.zeros((0, self.dim), np.float32)
+        embeddings = np.stack([_embedding(f) for f in faces]) if faces else np.zeros((0, self.dim), np.float32)
         boxes = np.array([f.box for f in faces], np.float32).reshape(-1, 4)
         return embeddings, boxes
 
-    def recognize(self, image: ImageSource, gallery: Gallery, threshold: float, k: int = 3) -> list[Recognition]:
+    def recognize(
+        self, image: ImageSource, gallery: Gallery | GalleryIndex, threshold: float, k: int = 3
+    ) -> list[Recognition]:
         """Every face with its best member, or unknown below ``threshold`` (cosine)."""
         gallery.check_compatible(self.model_name, self.dim)
         faces = self.analyze(image)
         results = []
-        vectors = np.stack([f.embedding for f in faces]) if faces else np.zeros((0, self.dim))
-        for face, matches in zip(faces, gallery.search(vectors, k=max(k, 2))):
+        vectors = np.stack([_embedding(f) for f in faces]) if faces else np.zeros((0, self.dim))
+        for face, matches in zip(faces, gallery.search(vectors, k=max(k, 2)), strict=True):
             result = Recognition(face.box, face.score, face.landmarks, face.embedding, candidates=matches[:k])
             if matches:
                 best = matches[0]
@@ -151,4 +157,11 @@ class Recognizer:
 
 
 def _face(found: DetectedFace) -> Face:
-    return Face(tuple(float(v) for v in found.box), float(found.score), np.asarray(found.landmarks, np.float32))
+    x, y, w, h = found.box
+    return Face((float(x), float(y), float(w), float(h)), float(found.score), np.asarray(found.landmarks, np.float32))
+
+
+def _embedding(face: Face) -> np.ndarray:
+    if face.embedding is None:  # analyze() embeds every face it returns
+        raise ValueError("The face has not been embedded.")
+    return face.embedding

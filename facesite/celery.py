@@ -64,7 +64,7 @@ def _bind_task_context(
     # keeps the request id it already runs under.
     queued_by = getattr(getattr(task, "request", None), REQUEST_ID_HEADER, None) or request_id_var.get()
     values = (task_id, job_id_of(getattr(task, "name", "") or "", args, kwargs), queued_by)
-    tokens = tuple(var.set(value) for var, value in zip(_VARS, values))
+    tokens = tuple(var.set(value) for var, value in zip(_VARS, values, strict=True))
     if task_id is not None:
         _saved_context[task_id] = tokens
 

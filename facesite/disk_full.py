@@ -37,10 +37,11 @@ class StorageFull(FacesiteError):
 def is_disk_full(exc: BaseException) -> bool:
     """True for ENOSPC/EDQUOT, also when wrapped (``raise ... from``) by another exception."""
     seen = 0
-    while exc is not None and seen < 5:
-        if isinstance(exc, StorageFull) or (isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS):
+    current: BaseException | None = exc
+    while current is not None and seen < 5:
+        if isinstance(current, StorageFull) or (isinstance(current, OSError) and current.errno in DISK_FULL_ERRNOS):
             return True
-        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+        current, seen = current.__cause__ or current.__context__, seen + 1
     return False
 
 
@@ -52,7 +53,7 @@ class DiskFullSafeStorage(FileSystemStorage):
         # ``save`` has already made ``name`` available, so it is the file being written (the
         # upload paths are random: a clash that would make the parent pick another is moot).
         try:
-            return super()._save(name, content)
+            return super()._save(name, content)  # type: ignore[misc]  # django-stubs lacks FileSystemStorage._save
         except OSError as exc:
             if exc.errno not in DISK_FULL_ERRNOS:
                 raise

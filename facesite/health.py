@@ -48,7 +48,7 @@ def check_broker() -> dict[str, Any]:
     with Connection(settings.CELERY_BROKER_URL, connect_timeout=timeout, transport_options=options) as conn:
         conn.ensure_connection(max_retries=0, timeout=timeout)
         client = getattr(conn.default_channel, "client", None)
-        if hasattr(client, "ping"):  # Redis: a round trip, not just an open socket
+        if client is not None and hasattr(client, "ping"):  # Redis: a round trip, not just an open socket
             client.ping()
     return {}
 
@@ -77,7 +77,7 @@ def _run(name: str, check: Check) -> dict[str, Any]:
     started = time.perf_counter()
     try:
         result = {"ok": True, **check()}
-    except Exception as exc:  # a probe reports every failure; it must not raise one
+    except Exception as exc:  # noqa: BLE001 - a probe reports every failure; it must not raise one
         logger.warning("Readiness check %s failed: %s: %s", name, type(exc).__name__, exc)
         result = {"ok": False, "error": type(exc).__name__}
     result["latency_ms"] = round((time.perf_counter() - started) * 1000, 1)

@@ -117,7 +117,7 @@ def read_tflite_weights(tflite_path: Path) -> TFLiteWeights:
             # PReLU: MUL(c, SUB(x, ABS(x))). Other MULs would be unexpected in this graph.
             values = [constant(index) for index in op.inputs]
             consts = [value for value in values if value is not None]
-            others = [index for index, value in zip(op.inputs, values) if value is None]
+            others = [index for index, value in zip(op.inputs, values, strict=True) if value is None]
             if len(consts) != 1 or len(others) != 1 or producer.get(others[0]) != "SUB":
                 raise ModelError(f"{path} has a MUL that is not a PReLU; not a MobileFaceNet file.")
             alphas.append(2.0 * consts[0].reshape(-1))
@@ -168,7 +168,7 @@ def _assign(model, weights: TFLiteWeights, source: str) -> None:
             f"{weights.residual_adds}: not the same network."
         )
     layer_by_name = {layer.name: layer for layer in model.layers}
-    for conv, layer in zip(weights.convs, conv_layers):
+    for conv, layer in zip(weights.convs, conv_layers, strict=True):
         expected_op = "DEPTHWISE_CONV_2D" if isinstance(layer, keras.layers.DepthwiseConv2D) else "CONV_2D"
         kernel = _keras_kernel(conv, layer)
         target = layer.kernel  # Keras 3 keeps the depthwise kernel (HWCM) under this name too
@@ -192,7 +192,7 @@ def _assign(model, weights: TFLiteWeights, source: str) -> None:
         norm.moving_mean.assign(np.zeros_like(conv.bias))
         # (x - 0) / sqrt(var + eps) must be x: var = 1 - eps.
         norm.moving_variance.assign(np.full_like(conv.bias, 1.0 - norm.epsilon))
-    for alpha, layer in zip(weights.prelu_alphas, prelu_layers):
+    for alpha, layer in zip(weights.prelu_alphas, prelu_layers, strict=True):
         if int(np.prod(layer.alpha.shape)) != alpha.size:
             raise ModelError(f"PReLU {layer.name} has {tuple(layer.alpha.shape)} slopes; the file has {alpha.size}.")
         layer.alpha.assign(alpha.reshape(tuple(layer.alpha.shape)))

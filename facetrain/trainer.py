@@ -22,6 +22,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -226,7 +227,7 @@ class Trainer:
                     total += tf.nn.scale_regularization_loss(tf.add_n(regular))
                 to_differentiate = optimizer.scale_loss(total) if scaled else total
             gradients = tape.gradient(to_differentiate, variables)
-            optimizer.apply_gradients(zip(gradients, variables))
+            optimizer.apply_gradients(zip(gradients, variables, strict=True))
             correct = tf.cast(tf.equal(tf.argmax(logits, axis=1, output_type=tf.int32), labels), tf.float32)
             # The reported loss is the margin softmax alone: weight decay would hide its trend.
             return loss, tf.reduce_sum(correct) / global_batch
@@ -311,7 +312,7 @@ class Trainer:
         """Save a checkpoint, the float32 backbone and run.json; score the benchmarks."""
         step = int(self.step.numpy())
         self.manager.save(checkpoint_number=step)
-        record = {"step": step, "epoch": round(step / self.steps_per_epoch, 4), "benchmarks": {}}
+        record: dict[str, Any] = {"step": step, "epoch": round(step / self.steps_per_epoch, 4), "benchmarks": {}}
         if not self.chief:
             return record
         backbone = self.float32_backbone()

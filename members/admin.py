@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from functools import partial
+from typing import TYPE_CHECKING, TypedDict
+
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
@@ -14,6 +17,13 @@ from django.utils.html import format_html, format_html_join
 from . import selectors, services
 from .models import AuditEntry, FaceSample, Member, PhotoUpload, Template
 from .tasks import recompute_embeddings_task
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
+
+    class _FaceCount(TypedDict):
+        face_count: int
+
 
 THUMB = 64
 FACE_THUMB = 120
@@ -224,7 +234,7 @@ class MemberAdmin(admin.ModelAdmin):
         return format_html("<table><tbody>{}</tbody></table>", rows) if rows else "—"
 
     @admin.display(description="faces", ordering="face_count")
-    def face_count(self, member: Member) -> int:
+    def face_count(self, member: WithAnnotations[Member, _FaceCount]) -> int:
         return member.face_count
 
     # Writes go through the services ---------------------------------------------------------
@@ -272,9 +282,7 @@ class MemberAdmin(admin.ModelAdmin):
         ids = list(queryset.values_list("pk", flat=True))
         actor_id = request.user.pk
         for member_id in ids:
-            transaction.on_commit(
-                lambda member_id=member_id: recompute_embeddings_task.delay(member_id, actor_id=actor_id)
-            )
+            transaction.on_commit(partial(recompute_embeddings_task.delay, member_id, actor_id=actor_id))
         self.message_user(request, f"Embeddings of {len(ids)} member(s) queued for recomputation.")
 
     @admin.action(description="Delete all faces of the selected members")

@@ -247,12 +247,11 @@ class MemberFaceDetailView(ApiView):
         tags=["members"],
     )
     def delete(self, request, member_id: int, face_id: int):
-        face_id_raw = face_id
-        member_id, face_id = _member_id(member_id), valid_id(face_id)
+        member_id, face_pk = _member_id(member_id), valid_id(face_id)
         selectors.member_get(member_id=member_id)
-        if face_id is None or not FaceSample.objects.filter(pk=face_id, member_id=member_id).exists():
-            raise ApiError("face_not_found", f"Member {member_id} has no face with id {face_id_raw}.")
-        services.face_delete(faces=[face_id], actor=request.user)
+        if face_pk is None or not FaceSample.objects.filter(pk=face_pk, member_id=member_id).exists():
+            raise ApiError("face_not_found", f"Member {member_id} has no face with id {face_id}.")
+        services.face_delete(faces=[face_pk], actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

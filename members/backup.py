@@ -38,6 +38,7 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
 
+from facesite.files import stored_name
 from facesite.uploads import PHOTO_EXTENSIONS
 
 from .audit import audit_record
@@ -135,14 +136,15 @@ def gallery_export(*, out: str | os.PathLike, include_inactive: bool = True) -> 
                     FaceSample.objects.filter(member_id=member.pk).order_by("id").prefetch_related("embeddings")
                 ):
                     try:
-                        with storage.open(face.photo.name, "rb") as handle:
+                        name = stored_name(face.photo)
+                        with storage.open(name, "rb") as handle:
                             data = handle.read()
                     except OSError:
                         raise BackupError(
                             f"The photo of face {face.pk} ({face.photo.name}) is missing; "
                             "delete the face or restore the file first."
                         ) from None
-                    ext = Path(face.photo.name).suffix.lstrip(".").lower() or "bin"
+                    ext = Path(name).suffix.lstrip(".").lower() or "bin"
                     photo = f"photos/{face.uuid}.{ext}"
                     # Photos are JPEG/PNG already: deflating them again only costs time.
                     archive.writestr(
@@ -421,7 +423,8 @@ def gallery_import(*, source: str | os.PathLike | IO[bytes], actor: Any = None, 
         with _open_zip(source) as archive:
             for _member, face in new_faces:
                 # A generated name under MEDIA_ROOT: the archive's names are never used as paths.
-                name = field_.generate_filename(None, f"photo.{checked.photo_ext[face['uuid']]}")
+                # django-stubs wants a Model; Django hands it only to upload_to, which ignores it.
+                name = field_.generate_filename(None, f"photo.{checked.photo_ext[face['uuid']]}")  # type: ignore[arg-type]
                 # A full disk: the partial file is removed and StorageFull raised (facesite.disk_full).
                 stored[face["uuid"]] = field_.storage.save(
                     name, ContentFile(archive.read(face["photo"])), max_length=field_.max_length
@@ -456,7 +459,7 @@ def _restore_member(
         # The same person enrolled separately on this server: restore into that member.
         member = Member.objects.select_for_update().filter(external_id__iexact=external_id).first()
     created = member is None
-    if created:
+    if member is None:
         member = Member.objects.create(
             uuid=entry["uuid"],
             display_name=str(entry["display_name"]).strip()[:200],

@@ -243,7 +243,8 @@ def bulk_run(*, bulk_id: str) -> dict | None:
     try:
         from django.contrib.auth import get_user_model
 
-        uploader = get_user_model().objects.filter(pk=record.get("user_id")).first()  # the audit's actor
+        user_id = record.get("user_id")  # the uploader: the audit's actor
+        uploader = get_user_model().objects.filter(pk=user_id).first() if user_id is not None else None
         if uploader is None:
             raise PermissionRefused("The user who uploaded the zip no longer exists.")
         # The permissions are checked again here: they may have been taken away since the upload.

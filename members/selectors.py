@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 from django.conf import settings
@@ -176,6 +177,7 @@ def gallery_for_model(*, model_name: str, dim: int, match: str | None = None) ->
 
 
 def _gallery_rows(model_name: str, dim: int, match: str) -> tuple[list[int], np.ndarray]:
+    rows: QuerySet[Any, tuple[int, bytes | memoryview]]
     if match == "template":
         rows = (
             Template.objects.filter(model_name=model_name, dim=dim, count__gt=0, member__is_active=True)

@@ -50,7 +50,7 @@ def member_list_view(request: HttpRequest) -> HttpResponse:
     _require_view(request)
     search = (request.GET.get("q") or "").strip()
     members = list(selectors.member_list(search=search or None)[:200])
-    first = {}
+    first: dict[int, FaceSample] = {}
     for face in FaceSample.objects.filter(member__in=members).order_by("member_id", "id"):
         first.setdefault(face.member_id, face)
     rows = [{"member": m, "thumb": face_thumb(first[m.pk]) if m.pk in first else None} for m in members]

@@ -44,7 +44,7 @@ def _job_data(request, job) -> dict:
     return data
 
 
-def _face_dict(face) -> dict:
+def _face_dict(face) -> dict | None:
     return face.to_dict() if face is not None else None
 
 
@@ -94,8 +94,8 @@ class JobDetailView(ApiView):
         tags=["recognition"],
     )
     def get(self, request, job_id: int):
-        job_id = valid_id(job_id)
-        job = selectors.job_get_for_user(user=request.user, job_id=job_id) if job_id else None
+        valid = valid_id(job_id)
+        job = selectors.job_get_for_user(user=request.user, job_id=valid) if valid else None
         if job is None:
             raise ApiError("job_not_found", "No such job (or it is not yours).")
         return Response(JobOut(_job_data(request, job)).data)

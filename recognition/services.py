@@ -28,9 +28,10 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -43,6 +44,7 @@ from faceengine.images import load_image
 from facesite import engine
 from facesite.disk_full import StorageFull
 from facesite.engine import image_limits
+from facesite.files import stored_name
 from facesite.uploads import photo_extension, read_upload, upload_name
 from recognition.models import RecognitionJob
 
@@ -109,7 +111,8 @@ def job_create(*, user: Any, upload: Any) -> RecognitionJob:
             job_id = job.pk
             transaction.on_commit(lambda: _send(job_id))
     except Exception:
-        job.photo.storage.delete(job.photo.name)
+        if job.photo.name:
+            job.photo.storage.delete(job.photo.name)
         raise
     logger.info("Job %s queued (%s, %d bytes).", job.pk, name or "unnamed", len(data))
     return job
@@ -275,6 +278,11 @@ def _fail(job: RecognitionJob, attempt: int, code: str, message: str, timings: d
     return RunOutcome("failed" if ok else "superseded", job.pk)
 
 
+def _member_id(label: Hashable) -> int:
+    """A gallery label as a member id: members.selectors labels the gallery with member ids."""
+    return int(cast(int, label))
+
+
 def _test_delay() -> None:
     raw = os.environ.get(TEST_DELAY_ENV)
     if raw:
@@ -292,8 +300,12 @@ def job_run(*, job_id: int) -> RunOutcome:
     job, outcome = _claim(job_id)
     if outcome is not None:
         return outcome
+    if job is None:  # claimed, then deleted before it could be read back
+        logger.info("Job %s no longer exists; nothing to do.", job_id)
+        return RunOutcome("gone", job_id)
     attempt = job.attempts
-    timings: dict[str, float] = {"queued": round((job.claimed_at - job.created_at).total_seconds(), 3)}
+    claimed_at = job.claimed_at or timezone.now()  # _claim has just set it
+    timings: dict[str, float] = {"queued": round((claimed_at - job.created_at).total_seconds(), 3)}
     started = time.perf_counter()
     try:
         _test_delay()
@@ -301,19 +313,19 @@ def job_run(*, job_id: int) -> RunOutcome:
         recognizer = engine.recognizer()  # loads once per process
         timings["model"] = round(time.perf_counter() - mark, 3)
         mark = time.perf_counter()
-        with job.photo.storage.open(job.photo.name, "rb") as handle:
+        with job.photo.storage.open(stored_name(job.photo), "rb") as handle:
             rgb = load_image(handle, image_limits())
         timings["decode"] = round(time.perf_counter() - mark, 3)
         mark = time.perf_counter()
         recognitions = member_services.identify_faces(image=rgb)
         timings["engine"] = round(time.perf_counter() - mark, 3)
         mark = time.perf_counter()
-        labels = [r.label for r in recognitions if r.label is not None]
+        labels = [_member_id(r.label) for r in recognitions if r.label is not None]
         names = member_selectors.member_names(labels) if labels else {}
         faces = []
         for r in recognitions:
             face = r.to_dict()
-            member_id = int(r.label) if r.label is not None else None
+            member_id = _member_id(r.label) if r.label is not None else None
             faces.append(
                 {
                     "box": face["box"],
@@ -381,7 +393,7 @@ def job_face_crop(*, job: RecognitionJob, face_index: int, margin: float = 0.6) 
     if not 0 <= face_index < len(faces):
         raise UploadRejected(f"Job {job.pk} has no face number {face_index + 1}.", code="invalid_input")
     x, y, w, h = faces[face_index]["box"]
-    with job.photo.storage.open(job.photo.name, "rb") as handle:
+    with job.photo.storage.open(stored_name(job.photo), "rb") as handle:
         image = ImageOps.exif_transpose(Image.open(handle)).convert("RGB")
     pad_w, pad_h = w * margin, h * margin
     box = (

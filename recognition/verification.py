@@ -68,7 +68,8 @@ def _primary_face(recognizer: Any, raw: bytes, label: str) -> tuple[Any, np.ndar
     if not found:
         raise NoFaceInPhoto(f"No face was found in {label}.")
     best = found[primary_face_index(found, rgb.shape)]
-    face = Face(tuple(float(v) for v in best.box), float(best.score), np.asarray(best.landmarks, np.float32))
+    x, y, w, h = best.box
+    face = Face((float(x), float(y), float(w), float(h)), float(best.score), np.asarray(best.landmarks, np.float32))
     vector = np.asarray(recognizer.embed_faces(rgb, [face])[0], np.float64)
     return face, vector / (np.linalg.norm(vector) or 1.0)
 

@@ -50,8 +50,8 @@ def home(request: HttpRequest) -> HttpResponse:
             return JsonResponse(
                 {"id": job.pk, "status": job.status, "url": reverse("job-detail", args=[job.pk])}, status=201
             )
-        for exc in errors:
-            messages.error(request, exc.message)
+        for error in errors:
+            messages.error(request, error.message)
         if len(created) == 1 and not errors:
             return redirect("job-detail", created[0].pk)
         if created:

@@ -77,7 +77,7 @@ def create_user(env: dict[str, str], username: str) -> tuple[str, str]:
 class _Process:
     def __init__(self, command: list[str], env: dict[str, str], log: Path) -> None:
         self.log = log
-        self.handle = open(log, "ab")
+        self.handle = open(log, "ab")  # noqa: SIM115 - the subprocess writes to it until stop() closes it
         self.process = subprocess.Popen(
             command, cwd=ROOT, env=env, stdout=self.handle, stderr=subprocess.STDOUT, start_new_session=True
         )  # own group: signals reach its children

@@ -99,17 +99,16 @@ def save_model_spec(spec: ModelSpec, model_dir: Path) -> Path:
 def build_embedder(spec: ModelSpec, model_dir: Path, *, num_threads: int | None = None) -> Embedder:
     """Instantiate the backend for ``spec``; the heavy imports happen inside the backend."""
     path = Path(model_dir) / spec.filename
-    kwargs = {"name": spec.name, "dim": spec.dim, "convention": spec.convention}
     if spec.backend == "tflite":
         from .tflite import TFLiteEmbedder
 
-        return TFLiteEmbedder(path, num_threads=num_threads, **kwargs)
+        return TFLiteEmbedder(path, num_threads=num_threads, name=spec.name, dim=spec.dim, convention=spec.convention)
     if spec.backend in ("keras", "savedmodel"):
         from .keras import KerasEmbedder
 
-        return KerasEmbedder(path, **kwargs)
+        return KerasEmbedder(path, name=spec.name, dim=spec.dim, convention=spec.convention)
     if spec.backend == "onnx":
         from .onnx import ONNXEmbedder
 
-        return ONNXEmbedder(path, num_threads=num_threads, **kwargs)
+        return ONNXEmbedder(path, num_threads=num_threads, name=spec.name, dim=spec.dim, convention=spec.convention)
     raise ModelError(f"No backend {spec.backend!r}.")

@@ -104,7 +104,7 @@ class TFLiteEmbedder(Embedder):
         if interpreter is None:
             interpreter = make_interpreter(self._model, self._threads)
             index = interpreter.get_input_details()[0]["index"]
-            if tuple(interpreter.get_input_details()[0]["shape"])[0] != batch:
+            if interpreter.get_input_details()[0]["shape"][0] != batch:
                 interpreter.resize_tensor_input(index, [batch, *self._input_shape()], strict=False)
             interpreter.allocate_tensors()
             self._interpreters[batch] = interpreter

@@ -53,7 +53,11 @@ class ImageRef:
 
     def read_bytes(self) -> bytes:
         """The encoded image (JPEG/PNG...), from disk or memory."""
-        return self.path.read_bytes() if self.path is not None else bytes(self.data)
+        if self.path is not None:
+            return self.path.read_bytes()
+        if self.data is None:  # ruled out by __post_init__
+            raise ValueError(f"ImageRef {self.key!r} has neither path nor data")
+        return bytes(self.data)
 
 
 @dataclass

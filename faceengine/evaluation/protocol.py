@@ -187,7 +187,7 @@ def roc_auc(scores: np.ndarray, same: np.ndarray) -> float:
 
 def _average_ranks(values: np.ndarray) -> np.ndarray:
     """1-based ranks where tied values share the mean of their ranks."""
-    uniq, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    _uniq, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
     ends = np.cumsum(counts)  # rank of the last element in each tie group
     mean_rank = ends - (counts - 1) / 2.0
     return mean_rank[inverse]
@@ -206,7 +206,7 @@ def tar_at_far(scores: np.ndarray, same: np.ndarray, far: float = 1e-3) -> float
         raise ValueError(f"far must be within [0, 1], got {far}")
     s, y = _check_pairs(scores, same)
     pos, neg = _split_classes(s, y, "tar_at_far")
-    allowed = int(math.floor(far * neg.size + 1e-9))
+    allowed = math.floor(far * neg.size + 1e-9)
     if allowed >= neg.size:
         return 1.0
     neg_desc = np.sort(neg)[::-1]

@@ -33,7 +33,7 @@ class BenchmarkReport:
     accuracy_without_second_pass: float | None = None
 
     def as_dict(self) -> dict:
-        data = self.result.as_dict()
+        data: dict[str, float | int | None] = dict(self.result.as_dict())
         data.update(
             {
                 "fallbacks": self.fallbacks,

@@ -2,10 +2,11 @@
 
 The codes are stable (clients branch on them); the message is a sentence for a person. Every
 domain error is a ``faceengine.errors.FacesiteError`` with its own code, mapped to a status
-here (``STATUS_BY_CODE``), in one branch; DRF's own errors get codes of the same style. Anything unexpected is logged and answered with a
-generic 500 in the same shape (never a traceback). A database that cannot be reached is a 503
-``database_unavailable`` with Retry-After (facesite.db_unavailable), a full disk a 507
-``storage_full`` (facesite.disk_full): both say "try again later", neither is the client's fault.
+here (``STATUS_BY_CODE``), in one branch; DRF's own errors get codes of the same style.
+Anything unexpected is logged and answered with a generic 500 in the same shape (never a
+traceback). A database that cannot be reached is a 503 ``database_unavailable`` with
+Retry-After (facesite.db_unavailable), a full disk a 507 ``storage_full`` (facesite.disk_full):
+both say "try again later", neither is the client's fault.
 """
 
 from __future__ import annotations

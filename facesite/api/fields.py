@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from typing import Any
 
 from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
@@ -74,7 +75,7 @@ def json_variant(serializer_class: type[serializers.Serializer]) -> type[seriali
     """The serializer for the OpenAPI JSON body: image fields documented as base64 strings."""
     if serializer_class in _JSON_VARIANTS:
         return _JSON_VARIANTS[serializer_class]
-    attrs = {"__module__": serializer_class.__module__}
+    attrs: dict[str, Any] = {"__module__": serializer_class.__module__}
     for name, field in serializer_class().fields.items():
         if isinstance(field, ImageUploadField):
             attrs[name] = Base64ImageField(required=field.required, help_text=field.help_text)

@@ -60,8 +60,13 @@ class ApiView(APIView):
     """The base of every /api/v1/ view: the request size is checked from its Content-Length
     before anything reads the body (or authentication parses a form for the CSRF check)."""
 
-    uses_engine = False  # True: the stricter "engine" rate applies (EngineRateThrottle)
     max_request_setting = "FACESITE_API_MAX_REQUEST_BYTES"
+
+    @property
+    def uses_engine(self) -> bool:
+        """True: the stricter "engine" rate applies (EngineRateThrottle). Views override it with
+        a class attribute or, when it depends on the method, a property of their own."""
+        return False
 
     def initial(self, request: Any, *args: Any, **kwargs: Any) -> None:
         if request.method in ("POST", "PUT", "PATCH"):

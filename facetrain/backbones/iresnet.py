@@ -51,7 +51,7 @@ def iresnet(
     x = conv(inputs, WIDTHS[0], 3, 1, "stem_conv")
     x = batch_norm(x, "stem_bn")
     x = activation(x, activation_name, "stem_act")
-    for stage, (units, width) in enumerate(zip(DEPTHS[depth_name], WIDTHS), start=1):
+    for stage, (units, width) in enumerate(zip(DEPTHS[depth_name], WIDTHS, strict=True), start=1):
         for unit in range(units):
             x = _unit(x, width, 2 if unit == 0 else 1, activation_name, f"stage{stage}_unit{unit + 1}")
     outputs = embedding_head(x, embedding_size, dropout)

@@ -69,7 +69,7 @@ def resnet_v2_m(
     check_activation(activation_name)
     inputs = keras.Input((input_size, input_size, 3), name="image")
     x = conv(inputs, WIDTHS[0], 3, 1, "stem_conv")
-    for stage, (units, width) in enumerate(zip(DEPTHS[depth_name], WIDTHS), start=1):
+    for stage, (units, width) in enumerate(zip(DEPTHS[depth_name], WIDTHS, strict=True), start=1):
         for index in range(units):
             x = _unit(x, width, 2 if index == 0 else 1, activation_name, unit, f"stage{stage}_unit{index + 1}")
     # v2 ends with the BN + activation that the last unit's output has not had yet.

@@ -48,7 +48,9 @@ def scan_identities(root: Path, *, min_images: int = 1, people: Iterable[str] | 
     if not root.is_dir():
         raise FileNotFoundError(f"{root} is not a folder")
     wanted = set(people) if people is not None else None
-    files, labels, names = [], [], []
+    files: list[Path] = []
+    labels: list[int] = []
+    names: list[str] = []
     for person in sorted(p for p in root.iterdir() if p.is_dir()):
         if wanted is not None and person.name not in wanted:
             continue
@@ -96,7 +98,7 @@ def align_identities(
     root, cache = Path(root), Path(cache)
     files, labels = [], []
     skipped = 0
-    for path, label in progress(list(zip(folder.files, folder.labels))):
+    for path, label in progress(list(zip(folder.files, folder.labels, strict=True))):
         target = cache / path.relative_to(root).with_suffix(".png")
         marker = target.with_suffix(".noface")
         if not target.is_file() and not marker.exists():

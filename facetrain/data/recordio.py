@@ -180,10 +180,10 @@ class FacePack:
         if header.flag > 0 and len(header.labels) >= 2:
             first_identity, end_identity = int(header.labels[0]), int(header.labels[1])
             self.image_keys = list(range(1, first_identity))
-            self.classes = end_identity - first_identity
+            self.classes: int | None = end_identity - first_identity
         else:
             # A pack without the identity header: every indexed record is an image.
-            self.image_keys = [key for key in self.reader.keys()]
+            self.image_keys = list(self.reader.keys())
             self.classes = None
 
     def __len__(self) -> int:
@@ -222,7 +222,7 @@ def write_recordio(rec_path: Path, samples: Iterable[tuple[bytes, int]], idx_pat
     if any(label < 0 for label in labels):
         raise ValueError("class ids must be non-negative")
     first_identity = len(samples) + 1
-    ranges = {}
+    ranges: dict[int, tuple[int, int]] = {}
     for key, label in enumerate(labels, start=1):
         start, end = ranges.get(label, (key, key))
         ranges[label] = (start, key + 1)

@@ -289,7 +289,7 @@ def member_delete(*, member: Member | int, actor: Any = None) -> None:
         audit_record(
             action=AuditEntry.Action.DELETE,
             member_id=member_id,
-            member_name=snapshot["display_name"],
+            member_name=locked.display_name,
             actor=actor,
             changes=snapshot,
         )

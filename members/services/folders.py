@@ -27,7 +27,7 @@ def bulk_permissions(on_existing: str) -> tuple[str, ...]:
     """The permissions a bulk enrolment needs. Its report says which folders were already members
     (a read of the gallery: view); adding to or replacing their faces changes them (change),
     exactly as ``POST /members/{id}/faces`` would."""
-    needed = ("members.add_member", "members.view_member")
+    needed: tuple[str, ...] = ("members.add_member", "members.view_member")
     if on_existing != "skip":
         needed += ("members.change_member",)
     return needed
@@ -101,7 +101,8 @@ def _enroll_person(
     if not files:
         summary.skipped_files.append(SkippedFile(folder.name + "/", "empty_folder", "The folder has no files."))
         return
-    if len(external_id) > Member._meta.get_field("external_id").max_length:
+    max_length = Member._meta.get_field("external_id").max_length
+    if max_length is not None and len(external_id) > max_length:
         summary.members_failed += 1
         summary.skipped_files.extend(
             SkippedFile(str(f.relative_to(root)), "invalid_input", "The folder name is too long for an external id.")
@@ -142,7 +143,7 @@ def _enroll_person(
     except DuplicateExternalId:
         summary.members_skipped += 1  # enrolled by someone else meanwhile
         return
-    for item, outcome in zip(files, outcomes):
+    for item, outcome in zip(files, outcomes, strict=True):
         if outcome.ok:
             summary.photos_added += 1
         else:

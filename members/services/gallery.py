@@ -132,7 +132,7 @@ def template_rebuild(member_id: int, model_name: str) -> Template | None:
 
 def write_faces(member_id: int, prepared: list[PreparedPhoto], names: list[str], model_name: str, dim: int) -> Template:
     """Rows for the accepted photos and the template update (member row locked)."""
-    for item, name in zip(prepared, names):
+    for item, name in zip(prepared, names, strict=True):
         face = FaceSample.objects.create(
             member_id=member_id,
             photo=name,

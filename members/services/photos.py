@@ -88,6 +88,7 @@ def prepare_photos(
                 outcome.code, outcome.message = NoFace.code, "No face was found in the photo."
                 continue
             largest = max(faces, key=lambda f: float(f.box[2]) * float(f.box[3]))
+            x, y, w, h = largest.box
             embedding = recognizer.embed_faces(rgb, [largest])[0]
             outcome.detection = "second_pass" if second else "detected"
             prepared.append(
@@ -97,7 +98,7 @@ def prepare_photos(
                     ext=photo_extension(data),
                     width=int(rgb.shape[1]),
                     height=int(rgb.shape[0]),
-                    box=tuple(float(v) for v in largest.box),
+                    box=(float(x), float(y), float(w), float(h)),
                     score=float(largest.score),
                     landmarks=np.asarray(largest.landmarks, np.float32),
                     detection=outcome.detection,

@@ -13,6 +13,7 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
 
+from facesite.files import stored_name
 from facesite.uploads import photo_extension, read_upload, upload_name
 
 from ..errors import (
@@ -63,7 +64,7 @@ def member_upload_photos(
                 # and the worker reports why.
                 ext = photo_extension(data)
                 row.file.save(f"upload.{ext}", ContentFile(data), save=False)
-                staged.append(row.file.name)
+                staged.append(stored_name(row.file))
                 row.save()
                 uploads.append(row)
             ids = [u.pk for u in uploads]
@@ -95,7 +96,7 @@ def uploads_process(*, upload_ids: Sequence[int]) -> dict:
         photos = []
         for upload in uploads:
             try:
-                with storage.open(upload.file.name, "rb") as handle:
+                with storage.open(stored_name(upload.file), "rb") as handle:
                     photos.append((upload.original_name or upload.file.name, handle.read()))
             except OSError:
                 photos.append((upload.original_name, b""))
@@ -118,11 +119,11 @@ def uploads_process(*, upload_ids: Sequence[int]) -> dict:
                 finished_at=timezone.now(),
             )
             raise
-        for upload, outcome in zip(uploads, outcomes):
+        for upload, outcome in zip(uploads, outcomes, strict=True):
             upload.status = PhotoUpload.Status.DONE if outcome.ok else PhotoUpload.Status.FAILED
             upload.code, upload.message = outcome.code or "", outcome.message or ""
             upload.face_id, upload.finished_at = outcome.face_id, timezone.now()
-            staged, upload.file = upload.file.name, ""
+            staged, upload.file = upload.file.name or "", ""
             upload.save(update_fields=["status", "code", "message", "face", "finished_at", "file"])
             delete_files([staged], storage)
             summary["added" if outcome.ok else "failed"] += 1

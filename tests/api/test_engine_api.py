@@ -40,7 +40,7 @@ def test_embeddings(api, photos, real_recognizer):
     assert response.status_code == 200
     body = response.json()
     assert body["model"] == real_recognizer.model_name and body["dim"] == real_recognizer.dim
-    vectors, boxes = real_recognizer.get_embd(photos["Colin_Powell"][1].read_bytes())
+    vectors, _boxes = real_recognizer.get_embd(photos["Colin_Powell"][1].read_bytes())
     assert len(body["faces"]) == len(vectors)
     assert np.allclose(body["faces"][0]["embedding"], vectors[0], atol=1e-4)
 

@@ -39,9 +39,13 @@ def variables_read() -> dict[str, str]:
                 first = node.args[0]
                 if isinstance(first, ast.Constant) and isinstance(first.value, str):
                     name = first.value
-            elif isinstance(node, ast.Subscript) and ast.unparse(node.value) == "os.environ":
-                if isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str):
-                    name = node.slice.value
+            elif (
+                isinstance(node, ast.Subscript)
+                and ast.unparse(node.value) == "os.environ"
+                and isinstance(node.slice, ast.Constant)
+                and isinstance(node.slice.value, str)
+            ):
+                name = node.slice.value
             if name and NAME.match(name):
                 found.setdefault(name, path.relative_to(ROOT).as_posix())
     return found

@@ -41,7 +41,7 @@ def json_lines():
 def context_ids():
     tokens = [request_id_var.set("req-1"), job_id_var.set(7), task_id_var.set("task-1")]
     yield
-    for var, token in zip((request_id_var, job_id_var, task_id_var), tokens):
+    for var, token in zip((request_id_var, job_id_var, task_id_var), tokens, strict=True):
         var.reset(token)
 
 

@@ -38,11 +38,11 @@ def test_aligned_crop_puts_landmarks_on_template():
     landmarks = scale * ARCFACE_TEMPLATE @ rotation.T + shift
     image = np.zeros((600, 600, 3), np.uint8)
     for x, y in landmarks:
-        image[int(round(y)) - 3 : int(round(y)) + 4, int(round(x)) - 3 : int(round(x)) + 4] = 255
+        image[round(y) - 3 : round(y) + 4, round(x) - 3 : round(x) + 4] = 255
     crop = align_face(image, landmarks)
     assert crop.shape == (112, 112, 3)
     for x, y in ARCFACE_TEMPLATE:
-        assert crop[int(round(y)), int(round(x))].min() > 200
+        assert crop[round(y), round(x)].min() > 200
 
 
 def test_center_crop_shape():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 
@@ -26,8 +27,8 @@ def reference_kfold(scores, same, folds):
     for k in np.unique(folds):
         train_s, train_y = scores[folds != k], same[folds != k]
         uniq = sorted(set(train_s.tolist()))
-        margin = min(b - a for a, b in zip(uniq, uniq[1:])) / 2 if len(uniq) > 1 else 0.5
-        candidates = [uniq[0] - margin] + [(a + b) / 2 for a, b in zip(uniq, uniq[1:])] + [uniq[-1] + margin]
+        margin = min(b - a for a, b in itertools.pairwise(uniq)) / 2 if len(uniq) > 1 else 0.5
+        candidates = [uniq[0] - margin] + [(a + b) / 2 for a, b in itertools.pairwise(uniq)] + [uniq[-1] + margin]
         best_t, best_correct = None, -1
         for t in candidates:
             correct = int(np.sum((train_s >= t) == train_y))  # one candidate at a time
@@ -85,7 +86,7 @@ def test_threshold_is_chosen_on_the_other_folds():
     scores = np.array([0.6, 0.4, 0.6, 0.4, 0.45, 0.3])
     same = np.array([True, False, True, False, True, False])
     folds = np.array([0, 0, 1, 1, 2, 2])
-    own_threshold, own_correct = best_threshold(scores[4:], same[4:])
+    _own_threshold, own_correct = best_threshold(scores[4:], same[4:])
     assert own_correct == 2  # choosing on fold 2 itself would be perfect
     result = kfold_verification(scores, same, folds)
     assert result.fold_accuracies[2] == 0.5

@@ -24,7 +24,7 @@ def iresnet_param_count(layers: tuple[int, ...], embedding: int = 512, size: int
     bn = lambda c: 2 * c  # noqa: E731
     total = 3 * 3 * 3 * 64 + bn(64) + 64  # stem conv, bn, prelu
     inplanes = 64
-    for units, planes in zip(layers, (64, 128, 256, 512)):
+    for units, planes in zip(layers, (64, 128, 256, 512), strict=True):
         for unit in range(units):
             stride = 2 if unit == 0 else 1
             total += bn(inplanes) + 9 * inplanes * planes + bn(planes) + planes + 9 * planes * planes + bn(planes)

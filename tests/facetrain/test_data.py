@@ -61,7 +61,7 @@ def test_pipeline_yields_normalised_batches_of_every_sample(tmp_path, kind):
     reds, labels = decoded_red_values(data, shuffle=True, seed=3, flip=False)
     # Each image's red value encodes its index; the label must travel with it.
     assert sorted(reds) == [10 * i for i in range(9)]
-    assert all(label == (red // 10) % 3 for red, label in zip(reds, labels))
+    assert all(label == (red // 10) % 3 for red, label in zip(reds, labels, strict=True))
     unshuffled, _ = decoded_red_values(data, shuffle=False, flip=False)
     assert sorted(unshuffled) == sorted(reds)
 

@@ -261,7 +261,7 @@ def test_command_refuses_the_builtin_name_and_needs_a_source(models, tmp_path):
         call_command(
             "export_model", "--run", str(_training_run(tmp_path)), "--name", "mobilefacenet", stdout=io.StringIO()
         )
-    with pytest.raises(CommandError, match="--run --from-default|one of the arguments"):
+    with pytest.raises(CommandError, match=r"--run --from-default|one of the arguments"):
         call_command("export_model", "--name", "x", stdout=io.StringIO())
 
 

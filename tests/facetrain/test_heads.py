@@ -20,7 +20,7 @@ def hand_logits(x: np.ndarray, w: np.ndarray, labels: np.ndarray, c: MarginConfi
         xi = x[i] / math.sqrt(sum(v * v for v in x[i]))
         for j in range(k):
             wj = w[:, j] / math.sqrt(sum(v * v for v in w[:, j]))
-            cos = max(-1.0, min(1.0, float(sum(a * b for a, b in zip(xi, wj)))))
+            cos = max(-1.0, min(1.0, float(sum(a * b for a, b in zip(xi, wj, strict=True)))))
             if j == labels[i]:
                 theta = math.acos(cos)
                 angle = c.m1 * theta + c.m2

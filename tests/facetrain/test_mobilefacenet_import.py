@@ -57,11 +57,11 @@ def test_structure_matches_the_file(tflite_path, imported):
     layers = imported.layers
     assert (
         len(weights.convs)
-        == sum(isinstance(l, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)) for l in layers)
+        == sum(isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)) for layer in layers)
         == 52
     )
-    assert len(weights.prelu_alphas) == sum(isinstance(l, keras.layers.PReLU) for l in layers) == 33
-    assert weights.residual_adds == sum(isinstance(l, keras.layers.Add) for l in layers) == 12
+    assert len(weights.prelu_alphas) == sum(isinstance(layer, keras.layers.PReLU) for layer in layers) == 33
+    assert weights.residual_adds == sum(isinstance(layer, keras.layers.Add) for layer in layers) == 12
     file_params = sum(c.kernel.size + c.bias.size for c in weights.convs)
     file_params += sum(a.size for a in weights.prelu_alphas)
     # Our extra parameters are exactly the batch norms' gamma, moving mean and moving variance.
@@ -143,13 +143,13 @@ def test_other_embedding_sizes_build_and_train():
     # BN barely does: that BN removes the batch mean, so its gradient is ~0, as expected.)
     stuck = [
         w.path
-        for b, w in zip(before, model.trainable_weights)
+        for b, w in zip(before, model.trainable_weights, strict=True)
         if w.path.rsplit("/", 1)[-1] in ("kernel", "alpha", "gamma") and np.allclose(b, w.numpy())
     ]
     assert not stuck, f"weights without a gradient: {stuck}"
     # Batch statistics flow into the moving averages. (Not every layer's: one fed by another BN
     # sees a batch mean of ~1e-9, which no tolerance tells from zero.)
-    moved = [not np.allclose(b, layer.moving_mean.numpy()) for b, layer in zip(moving_before, norms)]
+    moved = [not np.allclose(b, layer.moving_mean.numpy()) for b, layer in zip(moving_before, norms, strict=True)]
     assert sum(moved) > len(norms) // 2, f"{sum(moved)} of {len(norms)} BN layers updated their moving mean"
 
 

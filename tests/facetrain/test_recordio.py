@@ -35,7 +35,7 @@ def test_pack_layout_is_mxnet_recordio(tmp_path):
     # First record: magic, lrecord (flag 0, length), IRHeader "IfQQ" with 2 labels following.
     magic, lrecord = struct.unpack_from("<II", raw, 0)
     assert magic == MAGIC and lrecord >> 29 == 0
-    flag, label, id_, id2 = struct.unpack_from("<IfQQ", raw, 8)
+    flag, _label, _id, _id2 = struct.unpack_from("<IfQQ", raw, 8)
     assert flag == 2
     first_identity, end_identity = struct.unpack_from("<2f", raw, 8 + 24)
     assert (first_identity, end_identity) == (4.0, 6.0)  # images 1..3, identities 4..5
@@ -81,7 +81,7 @@ def test_payload_containing_the_magic_word_is_split_and_rejoined(tmp_path):
     pack = FacePack(rec)
     assert pack.sample(0) == (tricky, 0)
     assert pack.sample(1) == (b"plain", 0)
-    assert [payload for payload in RecordIOReader(rec)][1].endswith(tricky)
+    assert list(RecordIOReader(rec))[1].endswith(tricky)
 
 
 def test_multi_label_header_round_trip():

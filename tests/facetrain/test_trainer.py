@@ -53,19 +53,19 @@ def verification_set(rng) -> VerificationSet:
 
 
 def config(out, **overrides) -> TrainConfig:
-    values = dict(
-        out=out,
-        backbone="iresnet18",
-        embedding_size=16,
-        input_size=SIZE,
-        epochs=1,
-        batch_size=8,
-        lr=0.01,
-        margin=MarginConfig(s=16, m2=0.2),
-        eval_every=3,
-        log_every=1,
-        schedule="cosine",
-    )
+    values = {
+        "out": out,
+        "backbone": "iresnet18",
+        "embedding_size": 16,
+        "input_size": SIZE,
+        "epochs": 1,
+        "batch_size": 8,
+        "lr": 0.01,
+        "margin": MarginConfig(s=16, m2=0.2),
+        "eval_every": 3,
+        "log_every": 1,
+        "schedule": "cosine",
+    }
     values.update(overrides)
     return TrainConfig(**values)
 

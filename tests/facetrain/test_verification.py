@@ -52,7 +52,7 @@ def test_protocol_on_separable_embeddings_and_flip_sum():
 def test_bin_images_are_decoded_and_resized_without_alignment():
     import cv2
 
-    ok, data = cv2.imencode(".png", np.full((112, 112, 3), 200, np.uint8))
+    _ok, data = cv2.imencode(".png", np.full((112, 112, 3), 200, np.uint8))
     refs = [ImageRef(key=f"b/{i}", data=data.tobytes()) for i in range(20)]
     pairset = PairSet("b", refs, np.arange(20).reshape(-1, 2), np.arange(10) % 2 == 0, np.arange(10))
     vset = from_pairset(pairset, 64)

@@ -78,7 +78,7 @@ def test_concurrent_additions_give_the_sequential_template(engine, request, monk
         try:
             barrier.wait(timeout=30)
             services.member_add_faces(member=concurrent.pk, photos=photos)
-        except BaseException as exc:  # reported by the main thread
+        except BaseException as exc:  # noqa: BLE001 - any failure in the thread is reported by the main thread
             failures.append(exc)
         finally:
             connection.close()

@@ -30,7 +30,7 @@ def test_backends_match_the_reference_gallery(backend):
     assert index.backend == backend and len(index) == 300
     found = index.search(queries, k=5)
     assert [[m.label for m in row] for row in found] == [[m.label for m in row] for row in reference]
-    for row, ref in zip(found, reference):
+    for row, ref in zip(found, reference, strict=True):
         np.testing.assert_allclose([m.similarity for m in row], [m.similarity for m in ref], atol=1e-5)
 
 
@@ -51,7 +51,7 @@ def test_several_vectors_per_label_give_each_label_once_with_its_best(backend):
     for expected, row in enumerate(results):
         assert len(row) == 4 and len({m.label for m in row}) == 4
         assert row[0].label == expected
-        best = max(float(v @ centres[expected]) for v, lab in zip(vectors, labels) if lab == expected)
+        best = max(float(v @ centres[expected]) for v, lab in zip(vectors, labels, strict=True) if lab == expected)
         assert row[0].similarity == pytest.approx(best, abs=1e-5)
         assert [m.similarity for m in row] == sorted((m.similarity for m in row), reverse=True)
 

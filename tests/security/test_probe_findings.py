@@ -140,7 +140,7 @@ def test_deeply_nested_json_is_a_400(depth, victim):
         ("post", MEMBERS, "display_name"),
         ("patch", f"{MEMBERS}/{victim.pk}", "display_name"),
     ):
-        body = '{"%s": %s}' % (field, nested)
+        body = f'{{"{field}": {nested}}}'
         response = getattr(client, method)(url, body, content_type="application/json")
         assert response.status_code == 400, (url, depth, response.content[:200])
         assert response.json()["error"]["code"] == "malformed_request"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -75,7 +76,7 @@ class Command(BaseCommand):
 
                 model = import_default_model(model_dir / DEFAULT_MODEL.filename)
                 convention = DEFAULT_MODEL.convention
-                source = {"imported_from": DEFAULT_MODEL.filename, "sha256": DEFAULT_MODEL.sha256}
+                source: dict[str, Any] = {"imported_from": DEFAULT_MODEL.filename, "sha256": DEFAULT_MODEL.sha256}
                 # Same network, same vectors: the default's calibrated thresholds hold.
                 verification = DEFAULT_MODEL.verification_threshold if verification is None else verification
                 if identification is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -62,7 +63,7 @@ class Command(BaseCommand):
             raise CommandError("No image could be read.")
 
     def _recognize_one(self, path: Path, recognizer, gallery, names, threshold: float) -> dict:
-        entry = {"image": str(path), "faces": [], "error": None}
+        entry: dict[str, Any] = {"image": str(path), "faces": [], "error": None}
         try:
             if len(gallery):
                 faces = recognizer.recognize(path, gallery, threshold)
