@@ -49,7 +49,9 @@ def test_concurrent_additions_give_the_sequential_template(engine, request, monk
     # Widen the window between reading the template and writing it back: without the member
     # row lock both workers would read the same template and the second would erase the first.
     timings: dict[str, dict[str, float]] = {}
-    lock_member, locked_template = services._lock_member, services._locked_template
+    from members.services import enrolment, gallery
+
+    lock_member, locked_template = enrolment.lock_member, gallery._locked_template
 
     at_the_lock = threading.Barrier(2)
 
@@ -68,8 +70,9 @@ def test_concurrent_additions_give_the_sequential_template(engine, request, monk
         time.sleep(HOLD)
         return template
 
-    monkeypatch.setattr(services, "_lock_member", timed_lock)
-    monkeypatch.setattr(services, "_locked_template", slow_template)
+    # Where member_add_faces looks them up: the lock in enrolment, the template read in gallery.
+    monkeypatch.setattr(enrolment, "lock_member", timed_lock)
+    monkeypatch.setattr(gallery, "_locked_template", slow_template)
 
     barrier = threading.Barrier(2)
     failures: list[BaseException] = []
