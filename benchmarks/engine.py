@@ -84,7 +84,8 @@ class FacesitePipeline:
             self.detect = detect
         else:
             detector = recognizer.detector
-            self.detect = lambda rgb: [(f.box, f.landmarks) for f in detector.detect(rgb)]
+            # What the product runs: the normal pass, and the thorough pass where it finds nothing.
+            self.detect = lambda rgb: [(f.box, f.landmarks) for f in detector.detect_thorough(rgb)[0]]
 
     def run(self, rgb: np.ndarray) -> dict:
         t0 = time.perf_counter()

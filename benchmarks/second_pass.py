@@ -46,7 +46,7 @@ def main() -> None:
         faces += len(found)
         if found:
             continue
-        second, _ = detector.detect_thorough(rgb)
+        second, _how = detector.detect_thorough(rgb)
         (rescued if second else still_none).append(str(path.relative_to(root)))
     rows = [
         ["sample photos read", photos],

@@ -40,15 +40,19 @@ def load(
 
     ``model`` is the default model's name or that of a ``<name>.json`` beside its weights in
     ``model_dir`` (an exported or a user's ONNX model). ``detector`` defaults to MTCNN with its
-    converted graphs cached under ``model_dir/mtcnn``. Every Django process goes through
-    ``facesite.engine``, which calls this with the settings; benchmarks call it directly.
+    converted graphs cached under ``model_dir/mtcnn``, and YuNet (``model_dir/<its file>``) as the
+    second detector of the thorough pass; a detector whose file is missing is a ``ModelError``.
+    Every Django process goes through ``facesite.engine``, which calls this with the settings;
+    benchmarks call it directly.
     """
     from dataclasses import replace
 
     from .detection import DetectorConfig, FaceDetector
     from .embedders.registry import build_embedder, load_model_spec
+    from .errors import ModelError
     from .images import ImageLimits
     from .recognizer import Recognizer
+    from .yunet import YUNET_FILE
 
     model_dir = Path(model_dir)
     spec = load_model_spec(model, model_dir)
@@ -56,4 +60,9 @@ def load(
     config = detector or DetectorConfig(num_threads=num_threads)
     if config.cache_dir is None:
         config = replace(config, cache_dir=model_dir / "mtcnn")
+    if config.yunet_model is None and "yunet" in (config.detector, config.fallback):
+        yunet = model_dir / YUNET_FILE.filename
+        if not yunet.is_file():
+            raise ModelError(f"The YuNet detector is not in {model_dir}: run `manage.py fetch_models`.")
+        config = replace(config, yunet_model=yunet)
     return Recognizer(FaceDetector(config), embedder, flip=flip, limits=limits or ImageLimits())

@@ -41,10 +41,64 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return np.hstack([scale * rotation, translation[:, None]]).astype(np.float32)
 
 
+# A profile: the nose lies outside the span of the two eyes by more than this share of their
+# distance (the head is turned past about 45 degrees), so one eye is hidden and its landmark is
+# a guess, often on the cheek's edge or the ear.
+PROFILE_NOSE_OUTSIDE = 0.1
+
+
+def eye_frame(landmarks: np.ndarray) -> tuple[np.ndarray, float]:
+    """The landmarks in the frame of the eye line (x along it from the left eye, y down), and
+    the eye distance."""
+    points = np.asarray(landmarks, np.float64).reshape(5, 2)
+    axis = points[1] - points[0]
+    distance = float(np.hypot(*axis))
+    if distance < 1e-6:
+        return points - points[0], 0.0
+    ux, uy = axis / distance
+    rotation = np.array([[ux, uy], [-uy, ux]])
+    return (points - points[0]) @ rotation.T, distance
+
+
+def is_profile(landmarks: np.ndarray) -> bool:
+    local, distance = eye_frame(landmarks)
+    if distance == 0.0:
+        return True
+    nose_x = local[2, 0] / distance
+    return bool(nose_x < -PROFILE_NOSE_OUTSIDE or nose_x > 1 + PROFILE_NOSE_OUTSIDE)
+
+
+def is_upright(landmarks: np.ndarray, max_tilt_degrees: float = 60.0) -> bool:
+    """The landmarks describe a face the right way up: the eye on the image's left is left of
+    the other, the eye line tilts less than ``max_tilt_degrees``, the mouth is below the eyes.
+    A detector that finds a sideways or upside-down face still puts its landmarks in upright
+    order; aligning on those would give a crop turned by a quarter or a half."""
+    points = np.asarray(landmarks, np.float64).reshape(5, 2)
+    dx, dy = points[1] - points[0]
+    if dx <= 0 or abs(np.degrees(np.arctan2(dy, dx))) > max_tilt_degrees:
+        return False
+    local, _ = eye_frame(points)
+    return bool(local[3, 1] > 0 and local[4, 1] > 0 and local[2, 1] > 0)
+
+
+def _alignment_points(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(points, template points) to fit. All five for a face seen from the front; for a profile
+    the hidden eye's landmark is a guess, so the fit uses what does not depend on it: the eyes'
+    midpoint, the nose and the mouth's midpoint (no crop then puts an ear where an eye belongs)."""
+    points = np.asarray(landmarks, np.float32).reshape(5, 2)
+    if not is_profile(points):
+        return points, ARCFACE_TEMPLATE
+
+    def central(p: np.ndarray) -> np.ndarray:
+        return np.stack([(p[0] + p[1]) / 2, p[2], (p[3] + p[4]) / 2])
+
+    return central(points), central(ARCFACE_TEMPLATE)
+
+
 def align_face(image: np.ndarray, landmarks: np.ndarray, size: int = ALIGNED_SIZE) -> np.ndarray:
     """Warp one face to a size x size crop (RGB uint8) with its landmarks on the template."""
-    template = ARCFACE_TEMPLATE * (size / ALIGNED_SIZE)
-    matrix = similarity_transform(np.asarray(landmarks, dtype=np.float32).reshape(5, 2), template)
+    points, template = _alignment_points(landmarks)
+    matrix = similarity_transform(points, template * (size / ALIGNED_SIZE))
     return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderValue=0)
 
 

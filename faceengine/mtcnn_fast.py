@@ -73,6 +73,7 @@ class DetectedFace:
     box: tuple[float, float, float, float]
     score: float
     landmarks: np.ndarray
+    detector: str = "mtcnn"  # which detector found it ("mtcnn" or "yunet")
 
 
 # --------------------------------------------------------------------------- weights and graphs

@@ -32,12 +32,16 @@ class Face:
     score: float
     landmarks: np.ndarray
     embedding: np.ndarray | None = None
+    detector: str = "mtcnn"  # which detector found it
+    detection: str = "detected"  # which pass: "detected" (the normal one) or a thorough step
 
     def to_dict(self) -> dict:
         return {
             "box": [round(float(v), 1) for v in self.box],
             "score": round(float(self.score), 4),
             "landmarks": [[round(float(x), 1), round(float(y), 1)] for x, y in self.landmarks],
+            "detector": self.detector,
+            "detection": self.detection,
         }
 
 
@@ -69,7 +73,8 @@ class PrimaryEmbedding:
 
     embedding: np.ndarray
     face: Face | None
-    # "detected": the normal pass; "second_pass": found only by the harder pass;
+    # "detected": the normal pass; "second_detector", "second_pass", "rotated": a step of the
+    # thorough pass (faceengine.detection.PASSES);
     # "fallback": no face at all, the centre of the photo was embedded blindly.
     how: str
 
@@ -93,8 +98,12 @@ class Recognizer:
         return load_image(image, self.limits)
 
     def detect(self, image: ImageSource) -> list[Face]:
-        rgb = self.load(image)
-        return [_face(found) for found in self.detector.detect(rgb)]
+        """Every face; a photo where the normal pass finds none gets the thorough pass."""
+        return self._find(self.load(image))
+
+    def _find(self, rgb: np.ndarray) -> list[Face]:
+        found, how = self.detector.detect_thorough(rgb)
+        return [_face(face, how) for face in found]
 
     def align_face(self, image: ImageSource, landmarks: Sequence[np.ndarray]) -> np.ndarray:
         """Aligned 112x112 RGB crops (n, 112, 112, 3), one per set of 5 landmarks."""
@@ -110,7 +119,7 @@ class Recognizer:
     def analyze(self, image: ImageSource) -> list[Face]:
         """Every face with box, score, landmarks and embedding."""
         rgb = self.load(image)
-        faces = [_face(found) for found in self.detector.detect(rgb)]
+        faces = self._find(rgb)
         for face, vector in zip(faces, self.embed_faces(rgb, faces), strict=True):
             face.embedding = vector
         return faces
@@ -131,7 +140,15 @@ class Recognizer:
         results = []
         vectors = np.stack([_embedding(f) for f in faces]) if faces else np.zeros((0, self.dim))
         for face, matches in zip(faces, gallery.search(vectors, k=max(k, 2)), strict=True):
-            result = Recognition(face.box, face.score, face.landmarks, face.embedding, candidates=matches[:k])
+            result = Recognition(
+                face.box,
+                face.score,
+                face.landmarks,
+                face.embedding,
+                face.detector,
+                face.detection,
+                candidates=matches[:k],
+            )
             if matches:
                 best = matches[0]
                 result.similarity = best.similarity
@@ -143,11 +160,11 @@ class Recognizer:
     def embed_primary(self, image: ImageSource) -> PrimaryEmbedding:
         """The embedding of the photo's subject, trying hard before the blind centre crop."""
         rgb = self.load(image)
-        found, second = self.detector.detect_thorough(rgb)
+        found, how = self.detector.detect_thorough(rgb)
         if found:
-            face = _face(found[primary_face_index(found, rgb.shape)])
+            face = _face(found[primary_face_index(found, rgb.shape)], how)
             face.embedding = self.embed_faces(rgb, [face])[0]
-            return PrimaryEmbedding(face.embedding, face, "second_pass" if second else "detected")
+            return PrimaryEmbedding(face.embedding, face, how)
         return PrimaryEmbedding(self.embed_center(rgb), None, "fallback")
 
     def embed_center(self, image: ImageSource) -> np.ndarray:
@@ -156,9 +173,15 @@ class Recognizer:
         return self.embedder.embed(crop[None], flip=self.flip)[0]
 
 
-def _face(found: DetectedFace) -> Face:
+def _face(found: DetectedFace, how: str = "detected") -> Face:
     x, y, w, h = found.box
-    return Face((float(x), float(y), float(w), float(h)), float(found.score), np.asarray(found.landmarks, np.float32))
+    return Face(
+        (float(x), float(y), float(w), float(h)),
+        float(found.score),
+        np.asarray(found.landmarks, np.float32),
+        detector=found.detector,
+        detection=how,
+    )
 
 
 def _embedding(face: Face) -> np.ndarray:

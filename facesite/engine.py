@@ -41,6 +41,9 @@ def detector_config() -> DetectorConfig:
 
     config = engine_settings()
     return DetectorConfig(
+        detector=config["DETECTOR"],
+        fallback=config["DETECTOR_FALLBACK"],
+        yunet_score=config["YUNET_SCORE"],
         min_face_size=config["MIN_FACE_SIZE"],
         skip_finest_levels=config["DETECTION_SKIP_FINEST_LEVELS"],
         thresholds=tuple(config["STAGE_THRESHOLDS"]),
@@ -49,6 +52,12 @@ def detector_config() -> DetectorConfig:
         num_threads=config["TF_THREADS"] or None,
         cache_dir=settings.FACESITE_MODEL_DIR / "mtcnn",
     )
+
+
+def detectors_in_use() -> set[str]:
+    """The detectors the settings name (the normal pass and the thorough pass's second one)."""
+    config = engine_settings()
+    return {name for name in (config["DETECTOR"], config["DETECTOR_FALLBACK"]) if name}
 
 
 @functools.lru_cache(maxsize=4)

@@ -196,6 +196,7 @@ def _face_data(request, face: FaceSample) -> dict:
         "landmarks": face.landmarks,
         "detection_score": face.detection_score,
         "detection": face.detection,
+        "detector": face.detector,
         "created_at": face.created_at,
     }
 

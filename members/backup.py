@@ -163,6 +163,7 @@ def gallery_export(*, out: str | os.PathLike, include_inactive: bool = True) -> 
                             "landmarks": face.landmarks,
                             "detection_score": face.detection_score,
                             "detection": face.detection,
+                            "detector": face.detector,
                             "embeddings": {
                                 e.model_name: row(e.model_name, e.dim, "embeddings", e.as_array())
                                 for e in face.embeddings.all()
@@ -488,6 +489,8 @@ def _restore_member(
             landmarks=[[float(x), float(y)] for x, y in face["landmarks"]],
             detection_score=float(face["detection_score"]),
             detection=str(face["detection"])[:20],
+            # Archives written before detectors were recorded: MTCNN was the only one.
+            detector=str(face.get("detector") or "mtcnn")[:20],
         )
         for model_name, index in face["embeddings"].items():
             Embedding.objects.create(

@@ -61,7 +61,8 @@ class FaceSample(models.Model):
     landmarks = models.JSONField(help_text="Five [x, y] points: eyes, nose, mouth corners.")
     detection_score = models.FloatField()
     # "detected" (normal pass) or "second_pass" (found only by the harder pass).
-    detection = models.CharField(max_length=20, default="detected")
+    detection = models.CharField(max_length=20, default="detected")  # the pass that found it
+    detector = models.CharField(max_length=20, default="mtcnn")  # the detector that found it
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)  # as Member.uuid
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -120,6 +120,7 @@ class FaceSampleOut(serializers.Serializer):
     landmarks = serializers.JSONField()
     detection_score = serializers.FloatField()
     detection = serializers.CharField()
+    detector = serializers.CharField()
     created_at = serializers.DateTimeField()
 
 

@@ -51,6 +51,12 @@ class FaceOut(serializers.Serializer):
     landmarks = serializers.ListField(
         child=serializers.ListField(child=serializers.FloatField()), help_text="Five [x, y]: eyes, nose, mouth corners."
     )
+    detector = serializers.CharField(required=False, help_text="The detector that found it: mtcnn or yunet.")
+    detection = serializers.CharField(
+        required=False,
+        help_text="The pass that found it: detected (the normal pass), or a step of the thorough pass "
+        "(second_detector, second_pass, rotated) when the normal pass found no face.",
+    )
 
 
 class ImageSizeOut(serializers.Serializer):

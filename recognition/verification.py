@@ -64,12 +64,18 @@ def _primary_face(recognizer: Any, raw: bytes, label: str) -> tuple[Any, np.ndar
     from faceengine.recognizer import Face
 
     rgb = recognizer.load(raw)
-    found, _second = recognizer.detector.detect_thorough(rgb)
+    found, how = recognizer.detector.detect_thorough(rgb)
     if not found:
         raise NoFaceInPhoto(f"No face was found in {label}.")
     best = found[primary_face_index(found, rgb.shape)]
     x, y, w, h = best.box
-    face = Face((float(x), float(y), float(w), float(h)), float(best.score), np.asarray(best.landmarks, np.float32))
+    face = Face(
+        (float(x), float(y), float(w), float(h)),
+        float(best.score),
+        np.asarray(best.landmarks, np.float32),
+        detector=best.detector,
+        detection=how,
+    )
     vector = np.asarray(recognizer.embed_faces(rgb, [face])[0], np.float64)
     return face, vector / (np.linalg.norm(vector) or 1.0)
 

@@ -92,7 +92,17 @@ def real_recognizer():
     spec = active_model_spec()
     if not is_installed(spec, settings.FACESITE_MODEL_DIR):
         pytest.skip(f"The default model is not in {settings.FACESITE_MODEL_DIR}: run `manage.py fetch_models`")
+    require_yunet(settings.FACESITE_MODEL_DIR)
     return get_recognizer()
+
+
+def require_yunet(folder: Path | None = None) -> None:
+    """Skip, saying why, where the thorough pass's detector has not been fetched."""
+    from faceengine.yunet import YUNET_FILE
+
+    path = (folder or model_dir()) / YUNET_FILE.filename
+    if not path.is_file():
+        pytest.skip(f"YuNet is not at {path}: run `manage.py fetch_models`")
 
 
 @pytest.fixture
@@ -187,7 +197,9 @@ def default_embedder(default_spec):
 
 @pytest.fixture(scope="session")
 def recognizer(default_embedder):
-    """The real pipeline without Django: fast MTCNN + alignment + the default model."""
+    """The real pipeline without Django: fast MTCNN (YuNet in the thorough pass) + alignment +
+    the default model."""
     import faceengine
 
+    require_yunet()
     return faceengine.load(model_dir())

@@ -211,8 +211,8 @@ def read_cfp(data_dir: Path, protocol: str) -> PairSet:
     index = _ImageIndex(Path(os.path.normpath(data_dir)))
     pairs, same, folds = [], [], []
     for fold, split in split_dirs:
-        for csv_name, is_same in (("same.csv", True), ("diff.csv", False)):
-            for i, j in _read_cfp_csv(split / csv_name, frontal, second):
+        for stem, is_same in (("same", True), ("diff", False)):
+            for i, j in _read_cfp_csv(_cfp_pair_file(split, stem), frontal, second):
                 pairs.append((index.add(frontal[i]), index.add(second[j])))
                 same.append(is_same)
                 folds.append(fold)
@@ -242,6 +242,16 @@ def _cfp_split_dirs(root: Path) -> list[tuple[int, Path]]:
     if not dirs:
         raise FileNotFoundError(f"no numbered split folders (01..10) in {root}")
     return dirs
+
+
+def _cfp_pair_file(split: Path, stem: str) -> Path:
+    """The split's pair file: ``same.txt`` / ``diff.txt`` as the authors distribute CFP, or the
+    ``.csv`` names of some copies; both hold one "i,j" line per pair."""
+    for suffix in (".txt", ".csv"):
+        path = split / f"{stem}{suffix}"
+        if path.is_file():
+            return path
+    raise FileNotFoundError(f"CFP pair file not found: {split / stem}.txt (or .csv)")
 
 
 def _read_cfp_csv(path: Path, first: dict[int, Path], second: dict[int, Path]) -> list[tuple[int, int]]:

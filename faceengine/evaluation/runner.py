@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -31,6 +31,10 @@ class BenchmarkReport:
     # The same protocol had the second-pass images been blind centre crops instead: the
     # measured effect of trying harder before falling back.
     accuracy_without_second_pass: float | None = None
+    # How many images each pass found ("detected", a thorough step, "fallback"), and how many
+    # faces each detector found.
+    passes: dict[str, int] = field(default_factory=dict)
+    detectors: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         data: dict[str, float | int | None] = dict(self.result.as_dict())
@@ -43,7 +47,7 @@ class BenchmarkReport:
                 "accuracy_without_second_pass": self.accuracy_without_second_pass,
             }
         )
-        return data
+        return {**data, "passes": dict(self.passes), "detectors": dict(self.detectors)}
 
 
 def embed_pairset(
@@ -58,8 +62,8 @@ def embed_pairset(
         data = ref.read_bytes()
         primary = recognizer.embed_primary(data)
         embeddings[index] = primary.embedding
-        hows.append(primary.how)
-        if primary.how == "second_pass":
+        hows.append(primary.how if primary.face is None else f"{primary.how}:{primary.face.detector}")
+        if primary.how not in ("detected", "fallback"):
             blind[index] = recognizer.embed_center(data)
     return embeddings, hows, blind
 
@@ -84,19 +88,22 @@ def evaluate_pairset(
             score_pairs(first_pass_only, pairset.pairs), pairset.same, pairset.folds
         ).accuracy
     fallback_image = np.array([how == "fallback" for how in hows], bool)
+    passes = Counter(how.split(":")[0] for how in hows)
+    detectors = Counter(how.split(":")[1] for how in hows if ":" in how)
     pair_has_fallback = fallback_image[pairset.pairs].any(axis=1)
     clean_accuracy = None
     if pair_has_fallback.any() and not pair_has_fallback.all():
         # Accuracy of the pairs without a blind crop, at the protocol's own threshold.
         keep = ~pair_has_fallback
         clean_accuracy = float(np.mean((scores[keep] >= result.threshold) == pairset.same[keep]))
-    counts = Counter(hows)
     return BenchmarkReport(
         name=pairset.name,
         result=result,
-        fallbacks=counts["fallback"],
-        second_pass=counts["second_pass"],
+        fallbacks=passes["fallback"],
+        second_pass=sum(n for how, n in passes.items() if how not in ("detected", "fallback")),
         pairs_with_fallback=int(pair_has_fallback.sum()),
         accuracy_without_fallback=clean_accuracy,
         accuracy_without_second_pass=without_second_pass,
+        passes=dict(passes),
+        detectors=dict(detectors),
     )

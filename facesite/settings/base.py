@@ -174,8 +174,14 @@ LOGOUT_REDIRECT_URL = "login"
 # The engine itself knows nothing of Django: facesite.engine turns this block into an
 # EngineConfig and loads the engine lazily, once per process.
 FACESITE_MODEL_DIR = Path(env_str("FACESITE_MODEL_DIR", str(VAR_DIR / "models")))
+_DETECTOR_FALLBACK = env_str("FACESITE_DETECTOR_FALLBACK", "yunet")
 FACESITE_ENGINE = {
     "MODEL": env_str("FACESITE_MODEL", "mobilefacenet"),
+    # The normal pass's detector, and the second detector of the thorough pass that a photo
+    # without a face gets ("none" for none): chosen by benchmarks/detection.py.
+    "DETECTOR": env_str("FACESITE_DETECTOR", "mtcnn"),
+    "DETECTOR_FALLBACK": _DETECTOR_FALLBACK if _DETECTOR_FALLBACK not in ("", "none") else None,
+    "YUNET_SCORE": env_float("FACESITE_YUNET_SCORE", 0.6),
     "FLIP": env_bool("FACESITE_FLIP", False),
     "MIN_FACE_SIZE": env_int("FACESITE_MIN_FACE_SIZE", 20),
     # MTCNN pyramid levels left out from the fine end (each one finds faces 1/0.709 times

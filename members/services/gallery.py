@@ -145,6 +145,7 @@ def write_faces(member_id: int, prepared: list[PreparedPhoto], names: list[str],
             landmarks=[[float(x), float(y)] for x, y in item.landmarks],
             detection_score=item.score,
             detection=item.detection,
+            detector=item.detector,
         )
         Embedding.objects.create(face=face, model_name=model_name, dim=dim, vector=vector_to_bytes(item.embedding))
         item.outcome.ok, item.outcome.face_id = True, face.pk

@@ -40,6 +40,7 @@ class PreparedPhoto:
     score: float
     landmarks: np.ndarray
     detection: str
+    detector: str
     embedding: np.ndarray
 
 
@@ -82,7 +83,7 @@ def prepare_photos(
         try:
             outcome.name, data = _read_source(source, index)
             rgb = recognizer.load(data)
-            faces, second = recognizer.detector.detect_thorough(rgb)
+            faces, how = recognizer.detector.detect_thorough(rgb)
             outcome.faces_found = len(faces)
             if not faces:
                 outcome.code, outcome.message = NoFace.code, "No face was found in the photo."
@@ -90,7 +91,7 @@ def prepare_photos(
             largest = max(faces, key=lambda f: float(f.box[2]) * float(f.box[3]))
             x, y, w, h = largest.box
             embedding = recognizer.embed_faces(rgb, [largest])[0]
-            outcome.detection = "second_pass" if second else "detected"
+            outcome.detection = how
             prepared.append(
                 PreparedPhoto(
                     outcome=outcome,
@@ -102,6 +103,7 @@ def prepare_photos(
                     score=float(largest.score),
                     landmarks=np.asarray(largest.landmarks, np.float32),
                     detection=outcome.detection,
+                    detector=largest.detector,
                     embedding=np.asarray(embedding, np.float32),
                 )
             )

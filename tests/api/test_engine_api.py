@@ -26,6 +26,19 @@ def test_detect_multipart(api, photos):
     face = max(body["faces"], key=lambda f: f["box"][2] * f["box"][3])
     assert 40 < face["box"][2] < 200 and face["score"] > 0.9 and len(face["landmarks"]) == 5
     assert "embedding" not in face
+    assert face["detector"] == "mtcnn" and face["detection"] == "detected"
+
+
+def test_detect_gives_a_sideways_photo_the_thorough_pass(api):
+    """The normal pass finds no face in a photo stored sideways; /detect answers with the face
+    the thorough pass found, and says so."""
+    from tests.conftest import require_file
+
+    path = require_file("samples/insightface/cpp-package/inspireface/test_res/data/rotate/rot_90.jpg")
+    response = api.post("/api/v1/detect", {"image": upload(path)}, format="multipart")
+    assert response.status_code == 200, response.content
+    faces = response.json()["faces"]
+    assert len(faces) == 1 and faces[0]["detection"] == "rotated" and faces[0]["detector"] in ("mtcnn", "yunet")
 
 
 def test_detect_json_base64_and_data_uri(api, photos):

@@ -132,7 +132,7 @@ def test_read_lfw_no_image_folder(tmp_path):
 # --------------------------------------------------------------------------- CFP
 
 
-def make_cfp(root: Path) -> Path:
+def make_cfp(root: Path, suffix: str = ".csv") -> Path:
     proto = root / "Protocol"
     f_lines, p_lines = [], []
     for person in (1, 2):
@@ -151,8 +151,8 @@ def make_cfp(root: Path) -> Path:
         for split, (same, diff) in enumerate([("1,2", "1,3"), ("3,4\n1,2", "2,4")], start=1):
             d = proto / "Split" / prot / f"{split:02d}"
             d.mkdir(parents=True)
-            (d / "same.csv").write_text(same + "\n")
-            (d / "diff.csv").write_text(diff + "\n")
+            (d / f"same{suffix}").write_text(same + "\n")
+            (d / f"diff{suffix}").write_text(diff + "\n")
     return root
 
 
@@ -169,6 +169,19 @@ def test_read_cfp_ff(tmp_path):
     assert len(ps.images) == 4  # 4 distinct frontal images, "1,2" twice -> same indices
     np.testing.assert_array_equal(ps.pairs[0], ps.pairs[3])
     assert all(".." not in img.key and img.path.is_file() for img in ps.images)
+
+
+def test_read_cfp_with_the_authors_txt_split_files(tmp_path):
+    """CFP as its authors distribute it: Protocol/Split/{FF,FP}/NN/same.txt and diff.txt."""
+    root = make_cfp(tmp_path, suffix=".txt")
+    assert not list(root.rglob("*.csv"))
+    for protocol in ("FF", "FP"):
+        ps = read_cfp(root, protocol)
+        assert len(ps) == 5
+        np.testing.assert_array_equal(ps.same, [1, 0, 1, 1, 0])
+    (root / "Protocol/Split/FF/01/same.txt").unlink()
+    with pytest.raises(FileNotFoundError, match=r"same\.txt"):
+        read_cfp(root, "FF")
 
 
 def test_read_cfp_fp_second_index_is_profile(tmp_path):

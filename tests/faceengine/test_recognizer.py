@@ -140,7 +140,7 @@ def test_exif_rotated_photo_finds_the_face(recognizer):
 
 
 def test_second_pass_finds_a_face_in_a_photo_stored_sideways(recognizer):
-    """No EXIF tag, the pixels themselves turned: the normal pass finds nothing; the second
+    """No EXIF tag, the pixels themselves turned: the normal pass finds nothing; the thorough
     pass turns the photo, finds the face and maps it back, and the embedding matches the
     upright photo's."""
     base = "samples/insightface/cpp-package/inspireface/test_res/data/rotate"
@@ -151,7 +151,7 @@ def test_second_pass_finds_a_face_in_a_photo_stored_sideways(recognizer):
     for name in ("rot_90.jpg", "rot_180.jpg"):
         path = require_file(f"{base}/{name}")
         primary = recognizer.embed_primary(path)
-        assert primary.how == "second_pass", name
+        assert primary.how == "rotated", name
         x, y, w, h = primary.face.box
         height, width = recognizer.load(path).shape[:2]
         assert x >= 0 and y >= 0 and x + w <= width + 1 and y + h <= height + 1

