@@ -71,8 +71,6 @@ class DetectorConfig:
             raise ModelError(f"detector must be one of {DETECTORS}, got {self.detector!r}.")
         if self.fallback is not None and self.fallback not in DETECTORS:
             raise ModelError(f"fallback must be one of {DETECTORS} or None, got {self.fallback!r}.")
-        if self.detector == "yunet" and self.yunet_model is None:
-            raise ModelError("The YuNet detector needs its model file (yunet_model).")
 
 
 @dataclass(frozen=True)

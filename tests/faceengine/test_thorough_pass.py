@@ -93,3 +93,18 @@ def test_results_say_which_detector_and_pass_found_them(engine):
     assert {(f.detector, f.detection) for f in faces} == {("mtcnn", "detected")}
     data = faces[0].to_dict()
     assert data["detector"] == "mtcnn" and data["detection"] == "detected"
+
+
+def test_the_settings_may_choose_yunet_for_the_normal_pass(settings):
+    """FACESITE_DETECTOR=yunet through the Django adapter: the normal pass is YuNet's, the
+    thorough pass's second detector MTCNN."""
+    import faceengine
+    from facesite import engine as adapter
+    from tests.conftest import require_yunet
+
+    require_yunet(settings.FACESITE_MODEL_DIR)
+    settings.FACESITE_ENGINE = {**settings.FACESITE_ENGINE, "DETECTOR": "yunet", "DETECTOR_FALLBACK": "mtcnn"}
+    recognizer = faceengine.load(settings.FACESITE_MODEL_DIR, detector=adapter.detector_config())
+    faces = recognizer.detect(require_file("samples/face_recognition/examples/obama.jpg"))
+    assert len(faces) == 1 and faces[0].detector == "yunet" and faces[0].detection == "detected"
+    assert adapter.detectors_in_use() == {"yunet", "mtcnn"}
