@@ -160,10 +160,17 @@ FACESITE_JOB_STALE_AFTER = env_int("FACESITE_JOB_STALE_AFTER", CELERY_TASK_TIME_
 # `manage.py requeue_jobs`. Re-sending a job whose message still exists is harmless (the claim).
 FACESITE_JOB_REQUEUE_AFTER = env_int("FACESITE_JOB_REQUEUE_AFTER", FACESITE_JOB_STALE_AFTER)
 FACESITE_JOB_MAX_REQUEUES = env_int("FACESITE_JOB_MAX_REQUEUES", 3)
+# Unknown faces (their vectors and crops) older than this many days are deleted by the
+# retention task (beat, hourly) and `manage.py purge_unknown_faces`; 0 keeps them for ever.
+FACESITE_UNKNOWN_RETENTION_DAYS = env_int("FACESITE_UNKNOWN_RETENTION_DAYS", 90)
 CELERY_BEAT_SCHEDULE = {
     "recognition-requeue-stale-jobs": {
         "task": "recognition.tasks.requeue_stale_jobs",
         "schedule": float(env_int("FACESITE_JOB_REQUEUE_INTERVAL", 60)),
+    },
+    "recognition-purge-unknown-faces": {
+        "task": "recognition.tasks.purge_unknown_faces",
+        "schedule": 3600.0,
     },
 }
 LOGIN_URL = "login"
