@@ -135,9 +135,13 @@ class FaceSampleInline(admin.TabularInline):
     model = FaceSample
     extra = 0
     can_delete = True
-    fields = ("preview", "detection_score", "detection", "created_at")
+    fields = ("preview", "detection_score", "quality", "status", "outlier_similarity", "detection", "created_at")
     readonly_fields = fields
     ordering = ("id",)
+
+    @admin.display(description="quality")
+    def quality(self, face: FaceSample) -> str:
+        return quality_summary(face)
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False  # photos are added through the upload field, i.e. the services
@@ -295,11 +299,38 @@ class MemberAdmin(admin.ModelAdmin):
 # ------------------------------------------------------------------------------- faces
 
 
+def quality_summary(face: FaceSample) -> str:
+    """The quality record in one line: warnings first, then the measures ("-" when unknown)."""
+    if face.sharpness is None:
+        return "-"
+    warnings = ", ".join(face.quality_warnings or []) or "ok"
+    return (
+        f"{warnings} · eyes {face.eye_distance or 0:.0f}px · sharpness {face.sharpness:.0f} · "
+        f"yaw {face.yaw or 0:.0f}° pitch {face.pitch or 0:.0f}°"
+    )
+
+
 @admin.register(FaceSample)
 class FaceSampleAdmin(admin.ModelAdmin):
-    list_display = ("preview", "member", "detection_score", "detection", "models", "created_at")
+    list_display = (
+        "preview",
+        "member",
+        "status",
+        "outlier_similarity",
+        "quality",
+        "detection_score",
+        "detection",
+        "models",
+        "created_at",
+    )
     list_select_related = ("member",)
-    list_filter = ("detection", ("embeddings__model_name", admin.AllValuesFieldListFilter), "created_at")
+    list_filter = (
+        "status",
+        "detection",
+        ("embeddings__model_name", admin.AllValuesFieldListFilter),
+        "created_at",
+    )
+    actions = ["confirm_faces"]
     search_fields = ("member__display_name", "member__external_id")
     readonly_fields = (
         "preview",
@@ -313,6 +344,15 @@ class FaceSampleAdmin(admin.ModelAdmin):
         "landmarks",
         "detection_score",
         "detection",
+        "eye_distance",
+        "sharpness",
+        "yaw",
+        "pitch",
+        "roll",
+        "quality_warnings",
+        "status",
+        "outlier_similarity",
+        "outlier_model",
         "created_at",
     )
     exclude = ("photo",)
@@ -334,6 +374,18 @@ class FaceSampleAdmin(admin.ModelAdmin):
     @admin.display(description="models")
     def models(self, face: FaceSample) -> str:
         return format_html_join(", ", "{} ({}-d)", ((e.model_name, e.dim) for e in face.embeddings.all()))
+
+    @admin.display(description="quality")
+    def quality(self, face: FaceSample) -> str:
+        return quality_summary(face)
+
+    def has_confirm_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("members.change_member")
+
+    @admin.action(description="Confirm the selected flagged faces (back into the template)", permissions=["confirm"])
+    def confirm_faces(self, request, queryset: QuerySet[FaceSample]) -> None:
+        count = services.member_face_confirm(faces=list(queryset.values_list("pk", flat=True)), actor=request.user)
+        self.message_user(request, f"{count} flagged face(s) confirmed.", messages.SUCCESS)
 
     def delete_model(self, request, obj: FaceSample) -> None:
         services.face_delete(faces=[obj.pk], actor=request.user)

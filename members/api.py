@@ -1,5 +1,6 @@
 """The member endpoints of /api/v1/: list/search, create with photos (add_customs), read, update,
-delete (del_customs), faces (add_embds / update_customs, list, delete) and bulk enrolment.
+delete (del_customs), faces (add_embds / update_customs, list, delete, confirm a flagged one) and
+bulk enrolment.
 
 Thin views: input serializer -> members.services -> output serializer. Every write needs the
 matching Django permission on members.Member (accounts.permissions.CanManageMembers). A failed
@@ -32,6 +33,7 @@ from members.models import FaceSample
 from members.serializers import (
     BulkIn,
     BulkOut,
+    FaceConfirmOut,
     FaceSampleOut,
     FacesIn,
     MemberCreateIn,
@@ -197,6 +199,20 @@ def _face_data(request, face: FaceSample) -> dict:
         "detection_score": face.detection_score,
         "detection": face.detection,
         "detector": face.detector,
+        "quality": {
+            "eye_distance": face.eye_distance,
+            "box_size": face.box_size,
+            "sharpness": face.sharpness,
+            "detection_score": face.detection_score,
+            "yaw": face.yaw,
+            "pitch": face.pitch,
+            "roll": face.roll,
+            "warnings": face.quality_warnings or [],
+        },
+        "status": face.status,
+        "outlier_similarity": face.outlier_similarity,
+        "outlier_model": face.outlier_model,
+        "in_template": face.in_template,
         "created_at": face.created_at,
     }
 
@@ -254,6 +270,28 @@ class MemberFaceDetailView(ApiView):
             raise ApiError("face_not_found", f"Member {member_id} has no face with id {face_id}.")
         services.face_delete(faces=[face_pk], actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MemberFaceConfirmView(ApiView):
+    permission_classes = MEMBER_PERMISSIONS
+    member_perms = {"POST": "members.change_member"}
+
+    @extend_schema(
+        operation_id="member_faces_confirm",
+        summary="Confirm a flagged face is the member: it goes back into the template",
+        request=None,
+        responses={200: FaceConfirmOut, **error_responses(404)},
+        tags=["members"],
+    )
+    def post(self, request, member_id: int, face_id: int):
+        member_id, face_pk = _member_id(member_id), valid_id(face_id)
+        selectors.member_get(member_id=member_id)
+        faces = selectors.member_faces(member=member_id)
+        if face_pk is None or not faces.filter(pk=face_pk).exists():
+            raise ApiError("face_not_found", f"Member {member_id} has no face with id {face_id}.")
+        confirmed = services.member_face_confirm(faces=[face_pk], actor=request.user)
+        face = faces.get(pk=face_pk)
+        return Response(FaceConfirmOut({"confirmed": bool(confirmed), "face": _face_data(request, face)}).data)
 
 
 # ------------------------------------------------------------------------------- bulk

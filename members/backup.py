@@ -65,6 +65,33 @@ _FACE_KEYS = (
 )
 
 
+# The quality record of a face (optional in a face entry: archives written before it restore
+# as "quality unknown, status ok").
+QUALITY_FIELDS = ("eye_distance", "sharpness", "yaw", "pitch", "roll", "quality_warnings")
+
+
+def _number(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if np.isfinite(number) else None
+
+
+def _restored_quality(face: dict) -> dict[str, Any]:
+    """The quality and outlier fields of a manifest face entry, checked; defaults where absent."""
+    raw = face.get("quality")
+    quality: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    fields: dict[str, Any] = {name: _number(quality.get(name)) for name in QUALITY_FIELDS[:-1]}
+    warnings = quality.get("quality_warnings")
+    fields["quality_warnings"] = [str(w)[:30] for w in warnings][:10] if isinstance(warnings, list) else []
+    status = face.get("status")
+    fields["status"] = status if status in FaceSample.Status.values else FaceSample.Status.OK
+    fields["outlier_similarity"] = _number(face.get("outlier_similarity"))
+    fields["outlier_model"] = str(face.get("outlier_model") or "")[:100]
+    return fields
+
+
 class BackupError(MemberError):
     """The archive cannot be restored (corrupt, truncated, inconsistent); nothing was changed."""
 
@@ -164,6 +191,10 @@ def gallery_export(*, out: str | os.PathLike, include_inactive: bool = True) -> 
                             "detection_score": face.detection_score,
                             "detection": face.detection,
                             "detector": face.detector,
+                            "quality": {name: getattr(face, name) for name in QUALITY_FIELDS},
+                            "status": face.status,
+                            "outlier_similarity": face.outlier_similarity,
+                            "outlier_model": face.outlier_model,
                             "embeddings": {
                                 e.model_name: row(e.model_name, e.dim, "embeddings", e.as_array())
                                 for e in face.embeddings.all()
@@ -491,6 +522,7 @@ def _restore_member(
             detection=str(face["detection"])[:20],
             # Archives written before detectors were recorded: MTCNN was the only one.
             detector=str(face.get("detector") or "mtcnn")[:20],
+            **_restored_quality(face),
         )
         for model_name, index in face["embeddings"].items():
             Embedding.objects.create(
@@ -514,6 +546,8 @@ def _restore_member(
             )
             summary.templates_written += 1
     elif face_uuids:
+        # The restored faces meet this server's faces of the member: compare them again.
+        gallery.outliers_refresh(member.pk)
         models = set(Embedding.objects.filter(face__member=member).values_list("model_name", flat=True))
         for model_name in sorted(models):
             gallery.template_rebuild(member.pk, model_name)

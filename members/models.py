@@ -49,6 +49,11 @@ class Member(models.Model):
 class FaceSample(models.Model):
     """One enrolment photo of a member and the face found in it (the largest one)."""
 
+    class Status(models.TextChoices):
+        OK = "ok"
+        FLAGGED = "flagged"  # far from the member's other faces: out of the template
+        CONFIRMED = "confirmed"  # staff said it is the member: in the template, never flagged again
+
     member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="faces")
     photo = models.FileField(upload_to=face_photo_path, max_length=255)
     # The photo's size upright (after EXIF orientation), the frame the box and landmarks use.
@@ -63,11 +68,33 @@ class FaceSample(models.Model):
     # "detected" (normal pass) or "second_pass" (found only by the harder pass).
     detection = models.CharField(max_length=20, default="detected")  # the pass that found it
     detector = models.CharField(max_length=20, default="mtcnn")  # the detector that found it
+    # The quality record (faceengine.quality); null where unknown (faces enrolled before it).
+    eye_distance = models.FloatField(null=True, blank=True, help_text="Pixels between the eyes.")
+    sharpness = models.FloatField(null=True, blank=True, help_text="Laplacian variance of the aligned crop.")
+    yaw = models.FloatField(null=True, blank=True)
+    pitch = models.FloatField(null=True, blank=True)
+    roll = models.FloatField(null=True, blank=True)
+    quality_warnings = models.JSONField(default=list, blank=True, help_text="Warning codes, e.g. blurry.")
+    # Whether the face looks like the member's other faces (members.services.outliers): a
+    # flagged face is left out of the template until staff confirm it.
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OK, db_index=True)
+    # The leave-one-out cosine to the mean of the member's other faces and its model; null with
+    # fewer than 2 other faces of that model.
+    outlier_similarity = models.FloatField(null=True, blank=True)
+    outlier_model = models.CharField(max_length=100, blank=True)
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)  # as Member.uuid
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["member_id", "id"]
+
+    @property
+    def box_size(self) -> float:
+        return float(min(self.box_w, self.box_h))
+
+    @property
+    def in_template(self) -> bool:
+        return self.status != FaceSample.Status.FLAGGED
 
     def __str__(self) -> str:
         return f"face {self.pk} of member {self.member_id}"
@@ -194,6 +221,7 @@ class AuditEntry(models.Model):
         DELETE_FACES = "delete_faces"
         RECOMPUTE = "recompute"
         RESTORE = "restore"
+        CONFIRM_FACES = "confirm_faces"
 
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"

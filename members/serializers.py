@@ -6,6 +6,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from faceengine.quality import WARNING_CODES
 from facesite.api.fields import ImageUploadField
 from members.services import MODES, ON_EXISTING
 
@@ -98,6 +99,8 @@ class PhotoOutcomeOut(serializers.Serializer):
     face_id = serializers.IntegerField(allow_null=True)
     faces_found = serializers.IntegerField()
     detection = serializers.CharField(allow_null=True)
+    warnings = serializers.ListField(child=serializers.CharField(), help_text="Quality warning codes of the face.")
+    flagged = serializers.BooleanField(help_text="Far from the member's other faces: left out of the template.")
 
 
 class EnrolmentOut(serializers.Serializer):
@@ -111,6 +114,21 @@ class MemberEnrolledOut(serializers.Serializer):
     enrolment = EnrolmentOut()
 
 
+class FaceQualityOut(serializers.Serializer):
+    """The quality record of a face (faceengine.quality); null values: not measured (older faces)."""
+
+    eye_distance = serializers.FloatField(allow_null=True, help_text="Pixels between the eyes.")
+    box_size = serializers.FloatField(help_text="The shorter side of the face box, pixels.")
+    sharpness = serializers.FloatField(allow_null=True, help_text="Laplacian variance of the aligned crop.")
+    detection_score = serializers.FloatField()
+    yaw = serializers.FloatField(allow_null=True)
+    pitch = serializers.FloatField(allow_null=True)
+    roll = serializers.FloatField(allow_null=True)
+    warnings = serializers.ListField(
+        child=serializers.ChoiceField(choices=list(WARNING_CODES)), help_text="Warning codes."
+    )
+
+
 class FaceSampleOut(serializers.Serializer):
     id = serializers.IntegerField()
     photo_url = serializers.CharField()
@@ -121,7 +139,22 @@ class FaceSampleOut(serializers.Serializer):
     detection_score = serializers.FloatField()
     detection = serializers.CharField()
     detector = serializers.CharField()
+    quality = FaceQualityOut()
+    status = serializers.ChoiceField(
+        choices=["ok", "flagged", "confirmed"],
+        help_text="flagged: far from the member's other faces and left out of the template until confirmed.",
+    )
+    outlier_similarity = serializers.FloatField(
+        allow_null=True, help_text="Cosine to the mean of the member's other faces (null with fewer than 2)."
+    )
+    outlier_model = serializers.CharField(allow_blank=True, help_text="The model of that comparison.")
+    in_template = serializers.BooleanField()
     created_at = serializers.DateTimeField()
+
+
+class FaceConfirmOut(serializers.Serializer):
+    confirmed = serializers.BooleanField(help_text="False when the face was not flagged (nothing changed).")
+    face = FaceSampleOut()
 
 
 class BulkOut(serializers.Serializer):

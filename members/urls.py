@@ -9,4 +9,5 @@ urlpatterns = [
     path("enrol/", views.member_enrol, name="member-enrol"),
     path("<int:member_id>/", views.member_detail, name="member-detail"),
     path("faces/<int:face_id>/photo", views.face_photo, name="member-face-photo"),
+    path("faces/<int:face_id>/confirm", views.face_confirm, name="member-face-confirm-page"),
 ]

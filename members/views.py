@@ -9,6 +9,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
 
 from facesite.files import private_file_response
 
@@ -64,9 +65,53 @@ def member_detail(request: HttpRequest, member_id: int) -> HttpResponse:
         member = selectors.member_get(member_id=member_id)
     except MemberError:
         raise Http404("No such member.") from None
-    faces = [face_thumb(face, 120) for face in selectors.member_faces(member=member)]
+    faces = [face_card(face, 120) for face in selectors.member_faces(member=member)]
     uploads = member.uploads.order_by("-created_at")[:20]
-    return render(request, "members/member_detail.html", {"member": member, "faces": faces, "uploads": uploads})
+    context = {
+        "member": member,
+        "faces": faces,
+        "uploads": uploads,
+        "flagged": sum(1 for f in faces if f["flagged"]),
+        "can_confirm": can_confirm_faces(request.user),
+    }
+    return render(request, "members/member_detail.html", context)
+
+
+# What each quality warning code means, for people (faceengine.quality has the thresholds).
+WARNING_TEXT = {
+    "small_face": "small face",
+    "blurry": "blurry",
+    "turned": "turned away",
+    "low_score": "unsure detection",
+}
+
+
+def can_confirm_faces(user) -> bool:
+    """Confirming a flagged face changes the gallery: staff with the change permission."""
+    return bool(user.is_staff and user.has_perm("members.change_member"))
+
+
+def face_card(face: FaceSample, size: int) -> dict:
+    """A thumbnail plus the face's quality warnings and outlier status, for the templates."""
+    card = face_thumb(face, size)
+    card["warnings"] = [WARNING_TEXT.get(code, code) for code in face.quality_warnings or []]
+    card["flagged"] = face.status == FaceSample.Status.FLAGGED
+    card["confirmed"] = face.status == FaceSample.Status.CONFIRMED
+    return card
+
+
+@login_required
+@require_POST
+def face_confirm(request: HttpRequest, face_id: int) -> HttpResponse:
+    """The confirm button of a flagged face: back into the member's template."""
+    if not can_confirm_faces(request.user):
+        raise PermissionDenied("Your account may not confirm faces.")
+    face = FaceSample.objects.filter(pk=face_id).first()
+    if face is None:
+        raise Http404("No such face.")
+    if services.member_face_confirm(faces=[face.pk], actor=request.user):
+        messages.success(request, "The face is confirmed and back in the member's template.")
+    return redirect("member-detail", face.member_id)
 
 
 @login_required
@@ -106,4 +151,10 @@ def member_enrol(request: HttpRequest) -> HttpResponse:
                 "they appear below once a worker has embedded them.",
             )
             return redirect("member-detail", member.pk)
-    return render(request, "members/enrol.html", {"form": form})
+    # Adding to a member: its faces so far, with their warnings and flags, beside the form.
+    member_id = form["member"].value() if "member" in form.fields else None
+    faces = []
+    if member_id and str(member_id).isdigit():
+        faces = [face_card(face, 64) for face in selectors.member_faces(member=int(member_id))]
+    context = {"form": form, "faces": faces, "can_confirm": can_confirm_faces(request.user)}
+    return render(request, "members/enrol.html", context)

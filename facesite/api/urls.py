@@ -24,6 +24,11 @@ v1 = (
             members_api.MemberFaceDetailView.as_view(),
             name="member-face-detail",
         ),
+        path(
+            "members/<int:member_id>/faces/<int:face_id>/confirm",
+            members_api.MemberFaceConfirmView.as_view(),
+            name="member-face-confirm",
+        ),
     ],
     "api",
 )

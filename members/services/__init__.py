@@ -4,7 +4,7 @@ from here (``from members import services``).
 
 | module | does |
 |---|---|
-| ``enrolment`` | create, add faces (average / replace), update, delete, delete faces, re-embed |
+| ``enrolment`` | create, add faces (average / replace), update, delete, delete / confirm faces, re-embed |
 | ``photos`` | the engine step: one face per photo, before any transaction |
 | ``files`` | the stored photos: written first, removed after the commit |
 | ``gallery`` | locked writes: the member row, templates, the version token, external ids |
@@ -21,6 +21,7 @@ from .enrolment import (
     member_add_faces,
     member_create,
     member_delete,
+    member_face_confirm,
     member_recompute_embeddings,
     member_update,
 )
@@ -66,6 +67,7 @@ __all__ = [
     "member_add_faces",
     "member_create",
     "member_delete",
+    "member_face_confirm",
     "member_recompute_embeddings",
     "member_update",
     "member_upload_photos",

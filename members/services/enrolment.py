@@ -47,6 +47,7 @@ from .gallery import (
     external_id_taken,
     lock_member,
     member_id_of,
+    outliers_refresh,
     template_rebuild,
     write_faces,
 )
@@ -125,6 +126,7 @@ def member_create(
                     "external_id": external_id,
                     "is_active": is_active,
                     "face_ids": [o.face_id for o in outcomes if o.ok],
+                    "flagged_face_ids": [o.face_id for o in outcomes if o.flagged],
                     "model_name": model_name,
                 },
             )
@@ -187,6 +189,7 @@ def member_add_faces(
                     "mode": mode,
                     "face_ids": [p.outcome.face_id for p in prepared],
                     "replaced_faces": len(old_names),
+                    "flagged_face_ids": [p.outcome.face_id for p in prepared if p.outcome.flagged],
                     "model_name": recognizer.model_name,
                 },
             )
@@ -317,6 +320,8 @@ def face_delete(*, faces: Iterable[FaceSample | int], actor: Any = None) -> int:
             )
             names = delete_faces_locked(member_id, by_member[member_id])
             deleted += len(names)
+            # The remaining faces are compared with fewer others now: a flag may come or go.
+            outliers = outliers_refresh(member_id)
             for model_name in models:
                 template_rebuild(member_id, model_name)
             bump_gallery_version()
@@ -325,10 +330,54 @@ def face_delete(*, faces: Iterable[FaceSample | int], actor: Any = None) -> int:
                 member_id=member_id,
                 member_name=locked.display_name,
                 actor=actor,
-                changes={"face_ids": sorted(by_member[member_id])},
+                changes={
+                    "face_ids": sorted(by_member[member_id]),
+                    "flagged_face_ids": outliers.flagged,
+                    "cleared_face_ids": outliers.cleared,
+                },
             )
             transaction.on_commit(partial(delete_files, names))
     return deleted
+
+
+def member_face_confirm(*, faces: Iterable[FaceSample | int], actor: Any = None) -> int:
+    """Staff say flagged faces are the member after all: they go back into the templates and are
+    never flagged again (status "confirmed"). Faces not flagged are left as they are; returns
+    how many were confirmed."""
+    face_ids = {f.pk if isinstance(f, FaceSample) else int(f) for f in faces}
+    by_member: dict[int, list[int]] = defaultdict(list)
+    flagged = FaceSample.objects.filter(pk__in=face_ids, status=FaceSample.Status.FLAGGED)
+    for face_id, member_id in flagged.values_list("id", "member_id"):
+        by_member[member_id].append(face_id)
+    confirmed = 0
+    for member_id in sorted(by_member):  # the lock order of every transaction
+        with transaction.atomic():
+            try:
+                locked = lock_member(member_id)
+            except MemberNotFound:
+                continue
+            # Re-read under the lock: a concurrent delete or confirm may have got there first.
+            ids = list(
+                FaceSample.objects.filter(
+                    member_id=member_id, pk__in=by_member[member_id], status=FaceSample.Status.FLAGGED
+                ).values_list("id", flat=True)
+            )
+            if not ids:
+                continue
+            FaceSample.objects.filter(pk__in=ids).update(status=FaceSample.Status.CONFIRMED)
+            models = set(Embedding.objects.filter(face_id__in=ids).values_list("model_name", flat=True))
+            for model_name in sorted(models):
+                template_rebuild(member_id, model_name)
+            bump_gallery_version()
+            audit_record(
+                action=AuditEntry.Action.CONFIRM_FACES,
+                member_id=member_id,
+                member_name=locked.display_name,
+                actor=actor,
+                changes={"face_ids": sorted(ids)},
+            )
+            confirmed += len(ids)
+    return confirmed
 
 
 def member_recompute_embeddings(

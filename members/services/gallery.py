@@ -9,12 +9,17 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from faceengine.errors import ModelError
 from faceengine.index import normalize_rows
+from faceengine.quality import FaceQuality
+from facesite import engine
 
 from ..errors import (
     MemberNotFound,
@@ -31,6 +36,10 @@ from ..models import (
 from .photos import PreparedPhoto
 
 logger = logging.getLogger(__name__)
+
+# A face is compared with the mean of at least this many other faces of its member: against
+# one other face, which of the two is the wrong one cannot be told.
+MIN_OTHERS = 2
 
 
 def external_id_taken(external_id: str, *, exclude_id: int | None = None) -> bool:
@@ -99,9 +108,11 @@ def template_add(member_id: int, model_name: str, dim: int, vectors: np.ndarray)
 
 
 def template_rebuild(member_id: int, model_name: str) -> Template | None:
-    """Recompute a template from the member's stored embeddings (member row locked)."""
+    """Recompute a template from the member's stored embeddings (member row locked); flagged
+    faces (``outliers_refresh``) are left out until staff confirm them."""
     rows = list(
         Embedding.objects.filter(face__member_id=member_id, model_name=model_name)
+        .exclude(face__status=FaceSample.Status.FLAGGED)
         .order_by("id")
         .values_list("dim", "vector")
     )
@@ -130,8 +141,76 @@ def template_rebuild(member_id: int, model_name: str) -> Template | None:
     return template
 
 
+@dataclass
+class OutlierChange:
+    """What one ``outliers_refresh`` changed: faces newly flagged, and flagged faces cleared."""
+
+    model_name: str = ""
+    flagged: list[int] = field(default_factory=list)
+    cleared: list[int] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.flagged or self.cleared)
+
+
+def outlier_threshold(model_name: str) -> float | None:
+    """The model's 1:1 threshold, or None for a model this server has no description of (no
+    threshold means nothing is flagged: a bar of another model would mean nothing)."""
+    try:
+        return float(engine.active_model_spec(model_name).verification_threshold)
+    except ModelError:
+        return None
+
+
+def leave_one_out(vectors: np.ndarray) -> np.ndarray:
+    """Each row's cosine to the mean of the other rows (NaN with fewer than 2 others)."""
+    vectors = normalize_rows(np.asarray(vectors, np.float32)).astype(np.float64)
+    out = np.full(len(vectors), np.nan)
+    if len(vectors) < MIN_OTHERS + 1:
+        return out
+    total = vectors.sum(axis=0)
+    for i, vector in enumerate(vectors):
+        rest = total - vector
+        norm = float(np.linalg.norm(rest))
+        out[i] = float(vector @ rest) / norm if norm > 0 else 1.0
+    return out
+
+
+def outliers_refresh(member_id: int, model_name: str | None = None) -> OutlierChange:
+    """Compare every face of a member with the mean of its other faces (leave-one-out, with
+    the active model by default) and flag the ones below the model's 1:1 threshold; a flagged
+    face that now matches is cleared. Confirmed faces keep their status. Member row locked;
+    rebuild the template afterwards when something changed."""
+    model_name = model_name or engine.engine_settings()["MODEL"]
+    change = OutlierChange(model_name=model_name)
+    threshold = outlier_threshold(model_name)
+    rows = list(
+        Embedding.objects.filter(face__member_id=member_id, model_name=model_name)
+        .order_by("face_id")
+        .values_list("face_id", "dim", "vector", "face__status")
+    )
+    if threshold is None or not rows or len({dim for _, dim, _, _ in rows}) != 1:
+        return change
+    similarities = leave_one_out(np.stack([vector_from_bytes(v, dim) for _, dim, v, _ in rows]))
+    for (face_id, _, _, status), similarity in zip(rows, similarities, strict=True):
+        known = not np.isnan(similarity)
+        new_status = status
+        if status != FaceSample.Status.CONFIRMED:
+            new_status = FaceSample.Status.FLAGGED if known and similarity < threshold else FaceSample.Status.OK
+        if new_status == FaceSample.Status.FLAGGED and status != new_status:
+            change.flagged.append(face_id)
+        elif status == FaceSample.Status.FLAGGED and new_status != status:
+            change.cleared.append(face_id)
+        FaceSample.objects.filter(pk=face_id).update(
+            status=new_status,
+            outlier_similarity=round(float(similarity), 4) if known else None,
+            outlier_model=model_name if known else "",
+        )
+    return change
+
+
 def write_faces(member_id: int, prepared: list[PreparedPhoto], names: list[str], model_name: str, dim: int) -> Template:
-    """Rows for the accepted photos and the template update (member row locked)."""
+    """Rows for the accepted photos, the outlier check and the template update (member row locked)."""
     for item, name in zip(prepared, names, strict=True):
         face = FaceSample.objects.create(
             member_id=member_id,
@@ -146,10 +225,39 @@ def write_faces(member_id: int, prepared: list[PreparedPhoto], names: list[str],
             detection_score=item.score,
             detection=item.detection,
             detector=item.detector,
+            **quality_fields(item.quality),
         )
         Embedding.objects.create(face=face, model_name=model_name, dim=dim, vector=vector_to_bytes(item.embedding))
         item.outcome.ok, item.outcome.face_id = True, face.pk
+        item.outcome.warnings = list(item.quality.warnings) if item.quality else []
+    change = outliers_refresh(member_id, model_name)
+    flagged = set(
+        FaceSample.objects.filter(member_id=member_id, status=FaceSample.Status.FLAGGED).values_list("id", flat=True)
+    )
+    for item in prepared:
+        item.outcome.flagged = item.outcome.face_id in flagged
+    if change or flagged:
+        # Faces left out (or back in): the running mean cannot drop a face, so rebuild.
+        template = template_rebuild(member_id, model_name)
+        if template is not None:
+            return template
+        # Every face of the member is flagged: no template, the member is not identified.
+        return Template(member_id=member_id, model_name=model_name, dim=dim, count=0)
     return template_add(member_id, model_name, dim, np.stack([p.embedding for p in prepared]))
+
+
+def quality_fields(quality: FaceQuality | None) -> dict[str, Any]:
+    """The FaceSample fields of a quality record (all unknown for None)."""
+    if quality is None:
+        return {}
+    return {
+        "eye_distance": round(quality.eye_distance, 2),
+        "sharpness": round(quality.sharpness, 2),
+        "yaw": round(quality.yaw, 2),
+        "pitch": round(quality.pitch, 2),
+        "roll": round(quality.roll, 2),
+        "quality_warnings": list(quality.warnings),
+    }
 
 
 def delete_faces_locked(member_id: int, face_ids: Iterable[int] | None = None) -> list[str]:

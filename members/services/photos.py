@@ -1,4 +1,5 @@
-"""The engine step of every enrolment: read each photo, find its largest face, embed it.
+"""The engine step of every enrolment: read each photo, find its largest face, embed it and
+measure its quality (faceengine.quality).
 
 No database and no locks here: this runs before any transaction opens.
 """
@@ -15,6 +16,7 @@ import numpy as np
 from django.conf import settings
 
 from faceengine.errors import EngineError, ImageError, ImageTooLarge
+from faceengine.quality import FaceQuality, assess_face
 from facesite.uploads import photo_extension, read_upload, upload_name
 
 from ..errors import (
@@ -42,6 +44,7 @@ class PreparedPhoto:
     detection: str
     detector: str
     embedding: np.ndarray
+    quality: FaceQuality | None = None
 
 
 def _read_source(source: PhotoSource, index: int) -> tuple[str, bytes]:
@@ -105,6 +108,7 @@ def prepare_photos(
                     detection=outcome.detection,
                     detector=largest.detector,
                     embedding=np.asarray(embedding, np.float32),
+                    quality=assess_face(rgb, largest.box, largest.landmarks, float(largest.score)),
                 )
             )
         except EngineError as exc:

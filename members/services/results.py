@@ -35,6 +35,8 @@ class PhotoOutcome:
     face_id: int | None = None
     faces_found: int = 0
     detection: str | None = None  # "detected" or "second_pass"
+    warnings: list[str] = field(default_factory=list)  # quality warning codes (faceengine.quality)
+    flagged: bool = False  # far from the member's other faces: left out of the template
 
     def as_dict(self) -> dict:
         return asdict(self)
