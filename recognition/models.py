@@ -63,3 +63,78 @@ class RecognitionJob(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in (self.Status.DONE, self.Status.FAILED)
+
+
+def unknown_crop_path(instance: UnknownFace, filename: str) -> str:
+    return generated_name("unknown", filename)
+
+
+class UnknownCluster(models.Model):
+    """A group of unknown faces taken to be one stranger (faceengine.clustering), of one model.
+
+    ``size`` and ``representative`` are kept by ``recognition.unknowns`` whenever faces join or
+    leave; a dismissed cluster is hidden from the page but keeps its faces, so the same stranger
+    in later photos joins it instead of coming back as a new cluster."""
+
+    model_name = models.CharField(max_length=100, db_index=True)
+    dim = models.PositiveIntegerField()
+    representative = models.ForeignKey(
+        "UnknownFace", on_delete=models.SET_NULL, null=True, blank=True, related_name="represents"
+    )
+    size = models.PositiveIntegerField(default=0, db_index=True)
+    dismissed = models.BooleanField(default=False, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-size", "id"]
+
+    def __str__(self) -> str:
+        return f"unknown cluster {self.pk} ({self.size} faces)"
+
+
+class UnknownFace(models.Model):
+    """An unknown face of a finished job: its vector (model name + dim + float32 bytes, as
+    members.Embedding), a small crop for the pages, and its cluster. Biometric data of someone
+    who never agreed to be enrolled: deleted after FACESITE_UNKNOWN_RETENTION_DAYS."""
+
+    job = models.ForeignKey(RecognitionJob, on_delete=models.CASCADE, related_name="unknown_faces")
+    face_index = models.PositiveIntegerField()
+    box = models.JSONField()
+    score = models.FloatField(default=0.0, help_text="Detection score: the quality order within a cluster.")
+    model_name = models.CharField(max_length=100)
+    dim = models.PositiveIntegerField()
+    vector = models.BinaryField()
+    crop = models.FileField(upload_to=unknown_crop_path, max_length=255, blank=True)
+    cluster = models.ForeignKey(UnknownCluster, on_delete=models.SET_NULL, null=True, blank=True, related_name="faces")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-score", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "face_index"], name="recognition_unknown_one_per_face"),
+        ]
+        indexes = [models.Index(fields=["model_name", "cluster"], name="recognition_unknown_model_idx")]
+
+    def __str__(self) -> str:
+        return f"unknown face {self.face_index + 1} of job {self.job_id}"
+
+
+class MemberAppearance(models.Model):
+    """A member recognised in a job ("where does this person appear"), one row per face, so the
+    member page does not scan every job's result JSON."""
+
+    job = models.ForeignKey(RecognitionJob, on_delete=models.CASCADE, related_name="appearances")
+    member = models.ForeignKey("members.Member", on_delete=models.CASCADE, related_name="appearances")
+    face_index = models.PositiveIntegerField()
+    similarity = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["job", "face_index"], name="recognition_appearance_one_per_face"),
+        ]
+        indexes = [models.Index(fields=["member", "job"], name="recognition_appearance_idx")]
+
+    def __str__(self) -> str:
+        return f"member {self.member_id} in job {self.job_id}"

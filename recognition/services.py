@@ -339,16 +339,21 @@ def job_run(*, job_id: int) -> RunOutcome:
             )
         timings["run"] = round(time.perf_counter() - started, 3)
         timings["total"] = round((timezone.now() - job.created_at).total_seconds(), 3)
-        ok = _finish(
-            job,
-            attempt,
-            status=Status.DONE,
-            result={"faces": faces},
-            timings=timings,
-            model_name=recognizer.model_name,
-            error_code="",
-            error_message="",
-        )
+        with transaction.atomic():
+            ok = _finish(
+                job,
+                attempt,
+                status=Status.DONE,
+                result={"faces": faces},
+                timings=timings,
+                model_name=recognizer.model_name,
+                error_code="",
+                error_message="",
+            )
+            if ok:
+                # Only the holder of the latest claim keeps the unknown faces, in the same
+                # transaction as the result: a job run twice stores them once.
+                _store_faces(job, rgb, recognitions, names, recognizer.model_name, recognizer.dim)
     except EngineError as exc:
         return _fail(job, attempt, exc.code, str(exc), timings)
     except SoftTimeLimitExceeded:
@@ -369,14 +374,40 @@ def job_run(*, job_id: int) -> RunOutcome:
     return RunOutcome("done" if ok else "superseded", job_id)
 
 
+def _store_faces(job: RecognitionJob, rgb: Any, recognitions: list, names: dict, model_name: str, dim: int) -> None:
+    """The members recognised (MemberAppearance) and the unknown faces (recognition.unknowns)."""
+    from recognition.models import MemberAppearance
+    from recognition.unknowns import NewUnknown, unknown_faces_store
+
+    MemberAppearance.objects.bulk_create(
+        [
+            MemberAppearance(job=job, member_id=_member_id(r.label), face_index=i, similarity=r.similarity)
+            for i, r in enumerate(recognitions)
+            if r.label is not None and _member_id(r.label) in names  # a member deleted meanwhile: none
+        ],
+        ignore_conflicts=True,
+    )
+    unknown = [
+        NewUnknown(face_index=i, box=r.box, score=float(r.score), vector=r.embedding)
+        for i, r in enumerate(recognitions)
+        if r.label is None and r.embedding is not None
+    ]
+    if unknown:
+        unknown_faces_store(job=job, rgb=rgb, faces=unknown, model_name=model_name, dim=dim)
+
+
 def job_delete(*, job: RecognitionJob | int) -> None:
-    """Delete a job and, once that has committed, its photo."""
+    """Delete a job and, once that has committed, its photo; its unknown faces leave their
+    clusters first (sizes and representatives follow) and their crops go too."""
+    from recognition.unknowns import unknown_faces_for_jobs_delete
+
     job_id = job.pk if isinstance(job, RecognitionJob) else int(job)
     row = RecognitionJob.objects.filter(pk=job_id).first()
     if row is None:
         return
     name, storage = row.photo.name, row.photo.storage
     with transaction.atomic():
+        unknown_faces_for_jobs_delete(job_ids=[job_id])
         row.delete()
         if name:
             transaction.on_commit(lambda: storage.delete(name))

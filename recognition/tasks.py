@@ -38,6 +38,22 @@ def requeue_stale_jobs() -> dict:
     return services.jobs_requeue_stale().as_dict()
 
 
+@shared_task(name="recognition.tasks.cluster_unknown_faces")
+def cluster_unknown_faces(face_ids: list[int]) -> dict:
+    """After a job stored unknown faces: cluster them (and any left over) into unknown people."""
+    from . import unknowns
+
+    return unknowns.unknown_faces_cluster(face_ids=face_ids)
+
+
+@shared_task(name="recognition.tasks.purge_unknown_faces")
+def purge_unknown_faces() -> dict:
+    """Beat, hourly: delete unknown faces older than FACESITE_UNKNOWN_RETENTION_DAYS."""
+    from . import unknowns
+
+    return unknowns.unknown_faces_purge().as_dict()
+
+
 @worker_ready.connect(dispatch_uid="recognition.tasks.requeue_at_worker_start")
 def requeue_at_worker_start(sender=None, **kwargs) -> None:
     """A worker that starts (after a crash, a deploy, a broker restart that took every worker

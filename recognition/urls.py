@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views
+from . import unknown_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -11,4 +11,11 @@ urlpatterns = [
     path("jobs/<int:job_id>/status.json", views.job_status, name="job-status"),
     path("jobs/<int:job_id>/photo", views.job_photo, name="job-photo"),
     path("jobs/<int:job_id>/faces/<int:face_index>/enrol", views.job_face_enrol, name="job-face-enrol"),
+    path("unknown/", unknown_views.unknown_list, name="unknown-list"),
+    path("unknown/faces/<int:face_id>/crop", unknown_views.unknown_face_crop, name="unknown-face-crop"),
+    path(
+        "unknown/<int:cluster_id>/<str:action>",
+        unknown_views.unknown_action,
+        name="unknown-action",
+    ),
 ]

@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from facesite.api import views as api_views
 from members import api as members_api
 from recognition import api as recognition_api
+from recognition import unknown_api
 
 v1 = (
     [
@@ -14,6 +15,38 @@ v1 = (
         path("detect", recognition_api.DetectView.as_view(), name="detect"),
         path("embeddings", recognition_api.EmbeddingsView.as_view(), name="embeddings"),
         path("verify", recognition_api.VerifyView.as_view(), name="verify"),
+        path("gallery", recognition_api.GalleryView.as_view(), name="gallery"),
+        path("unknown-clusters", unknown_api.UnknownClusterListView.as_view(), name="unknown-cluster-list"),
+        path(
+            "unknown-clusters/<int:cluster_id>",
+            unknown_api.UnknownClusterDetailView.as_view(),
+            name="unknown-cluster-detail",
+        ),
+        path(
+            "unknown-clusters/<int:cluster_id>/assign",
+            unknown_api.UnknownClusterAssignView.as_view(),
+            name="unknown-cluster-assign",
+        ),
+        path(
+            "unknown-clusters/<int:cluster_id>/merge",
+            unknown_api.UnknownClusterMergeView.as_view(),
+            name="unknown-cluster-merge",
+        ),
+        path(
+            "unknown-clusters/<int:cluster_id>/split",
+            unknown_api.UnknownClusterSplitView.as_view(),
+            name="unknown-cluster-split",
+        ),
+        path(
+            "unknown-clusters/<int:cluster_id>/dismiss",
+            unknown_api.UnknownClusterDismissView.as_view(),
+            name="unknown-cluster-dismiss",
+        ),
+        path(
+            "members/<int:member_id>/appearances",
+            unknown_api.MemberAppearancesView.as_view(),
+            name="member-appearances",
+        ),
         path("members", members_api.MemberListView.as_view(), name="member-list"),
         path("members/bulk", members_api.MemberBulkView.as_view(), name="member-bulk"),
         path("members/bulk/<str:bulk_id>", members_api.MemberBulkDetailView.as_view(), name="member-bulk-detail"),
