@@ -1,14 +1,17 @@
 """Embedding speed, side by side: the default TFLite file vs its Keras import (or any models).
 
     .venv/bin/python benchmarks/embedder_backends.py [--models mobilefacenet,mobilefacenet-keras]
-        [--batch-sizes 1,8,32] [--repeat 7] [--json artifacts/embedder-backends.json]
+        [--batch-sizes 1,8,32] [--repeat 7] [--threads N] [--flip] [--json artifacts/embedder-backends.json]
+
+    e.g. --models mobilefacenet,sface,mobilefacenet+sface: the cost per face of each choice of model.
 
 Each model is loaded through the registry from FACESITE_MODEL_DIR (var/models by default), as the
 engine loads it. The same 112x112 faces go through every model in turn, interleaved batch by
 batch so a busy machine slows them alike; the first call of each batch size is a warm-up. Printed:
 median wall ms per batch and per face, median CPU ms per face (this process, all threads), and
 the smallest cosine between each model's vectors and the first model's (the import must give
-the same vectors). Aligned crops are not needed for speed, so the faces are random pixels.
+the same vectors; "-" for a model of another vector space). Aligned crops are not needed for
+speed, so the faces are random pixels.
 """
 
 from __future__ import annotations
@@ -38,6 +41,10 @@ def main() -> None:
     parser.add_argument(
         "--model-dir", type=Path, default=Path(os.environ.get("FACESITE_MODEL_DIR", ROOT / "var" / "models"))
     )
+    parser.add_argument("--threads", type=int, default=None, help="Threads per backend (default: its own).")
+    parser.add_argument(
+        "--flip", action="store_true", help="Embed each face and its mirror image, as with FACESITE_FLIP."
+    )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 
@@ -45,21 +52,28 @@ def main() -> None:
 
     names = args.models.split(",")
     sizes = [int(v) for v in args.batch_sizes.split(",")]
-    embedders = {name: build_embedder(load_model_spec(name, args.model_dir), args.model_dir) for name in names}
+    embedders = {
+        name: build_embedder(load_model_spec(name, args.model_dir), args.model_dir, num_threads=args.threads)
+        for name in names
+    }
     faces = np.random.default_rng(0).integers(0, 256, (max(sizes), 112, 112, 3), dtype=np.uint8)
     reference = embedders[names[0]].embed(faces)
-    agreement = {name: float(np.einsum("ij,ij->i", e.embed(faces), reference).min()) for name, e in embedders.items()}
+    # Vectors of different models live in different spaces: only a same-size model is compared.
+    agreement = {
+        name: float(np.einsum("ij,ij->i", e.embed(faces), reference).min()) if e.dim == reference.shape[1] else None
+        for name, e in embedders.items()
+    }
 
     wall: dict[tuple[str, int], list[float]] = {}
     cpu: dict[tuple[str, int], list[float]] = {}
     for size in sizes:
         batch = faces[:size]
         for embedder in embedders.values():
-            embedder.embed(batch)  # warm-up: interpreter per batch size, graph tracing
+            embedder.embed(batch, flip=args.flip)  # warm-up: interpreter per batch size, graph tracing
         for _ in range(args.repeat):
             for name, embedder in embedders.items():
                 t0, c0 = time.perf_counter(), time.process_time()
-                embedder.embed(batch)
+                embedder.embed(batch, flip=args.flip)
                 wall.setdefault((name, size), []).append(time.perf_counter() - t0)
                 cpu.setdefault((name, size), []).append(time.process_time() - c0)
 
@@ -76,7 +90,7 @@ def main() -> None:
                     batch_ms,
                     batch_ms / size,
                     cpu_ms / size,
-                    f"{agreement[name]:.6f}",
+                    "-" if agreement[name] is None else f"{agreement[name]:.6f}",
                 ]
             )
             results.append(
@@ -99,6 +113,8 @@ def main() -> None:
                 "machine": platform.processor() or platform.machine(),
                 "cpus": os.cpu_count(),
                 "repeat": args.repeat,
+                "threads": args.threads,
+                "flip": args.flip,
                 "results": results,
             },
         )

