@@ -13,7 +13,7 @@ to be left out). Each threshold of ``--thresholds`` is run in one batch and, to 
 incremental path the application takes, in ``--steps`` arrivals (``cluster_incremental``).
 
     python benchmarks/clustering.py [--people-faces 1800] [--singletons 400] [--seed 0]
-                                    [--thresholds 0.35 0.39 0.45] [--steps 10]
+                                    [--thresholds 0.35 0.40 0.45 0.50 0.55] [--steps 10]
                                     [--json var/bench-clustering.json]
 """
 
@@ -124,7 +124,7 @@ def main() -> None:
     print(f"{len(faces)} faces of {len(set(people))} people, {model}, ready in {time.perf_counter() - started:.1f} s")
 
     default = ClusterConfig.for_model(DEFAULT_MODEL)
-    thresholds = args.thresholds or sorted({0.30, 0.35, default.threshold, 0.45, 0.50})
+    thresholds = args.thresholds or sorted({0.35, 0.40, default.threshold, 0.50, 0.55})
     rows, results = [], []
     for threshold in thresholds:
         config = ClusterConfig(threshold=threshold, min_size=default.min_size)
