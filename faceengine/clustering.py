@@ -130,7 +130,10 @@ def cluster_incremental(
     existing = np.unique(known_labels[known_labels >= 0])
     if len(existing) and len(new):
         # The average cosine distance of a face to a cluster is 1 - face . mean(cluster).
-        means = np.stack([known[known_labels == c].mean(axis=0) for c in existing])
+        slot = np.searchsorted(existing, known_labels[known_labels >= 0])
+        sums = np.zeros((len(existing), known.shape[1]), np.float32)
+        np.add.at(sums, slot, known[known_labels >= 0])
+        means = sums / np.bincount(slot, minlength=len(existing))[:, None]
         distances = 1.0 - new @ means.T
         best = distances.argmin(axis=1)
         joins = distances[np.arange(len(new)), best] <= config.threshold
