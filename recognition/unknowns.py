@@ -276,6 +276,18 @@ def cluster_dismiss(*, cluster: UnknownCluster | int, dismissed: bool = True) ->
     return found
 
 
+def _check_actor(actor: Any, *, new_member: bool) -> None:
+    """The same rule at every front door (page, API, a script): None is the system itself."""
+    from members.errors import PermissionRefused
+
+    from .unknown_selectors import can_change_unknowns, can_name_as_new_member
+
+    if actor is None:
+        return
+    if not can_change_unknowns(actor) or (new_member and not can_name_as_new_member(actor)):
+        raise PermissionRefused("Naming unknown people needs staff or the member permissions.")
+
+
 @dataclass
 class AssignResult:
     member: Any
@@ -299,6 +311,7 @@ def cluster_assign(
 
     if (member_id is None) == (not display_name):
         raise UnknownError("Give either member_id or display_name.")
+    _check_actor(actor, new_member=member_id is None)
     found = _cluster(cluster)
     faces = list(UnknownFace.objects.filter(cluster=found).select_related("job").order_by("-score", "id"))
     uploads = []

@@ -12,8 +12,11 @@ from rest_framework.test import APIClient
 
 from accounts.services import token_create
 from members import services as member_services
+from members.errors import PermissionRefused
+from members.models import Member
 from recognition.models import UnknownCluster, UnknownFace
 from recognition.services import job_create, job_run
+from recognition.unknowns import cluster_assign
 from tests.fakes import draw_photo, face_photo
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fake_threshold", "fake_engine", "eager_celery")]
@@ -186,3 +189,22 @@ def test_the_member_page_shows_appearances(client, manager, django_capture_on_co
     client.force_login(_user("boss", is_staff=True))
     page = client.get(reverse("member-detail", args=[member.pk])).content.decode()
     assert "Where Red Person appears" in page and f"#{job_id}" in page
+
+
+def test_the_page_forms_name_and_dismiss(two_strangers, client, django_capture_on_commit_callbacks):
+    client.force_login(_user("boss", is_staff=True))
+    green, red = _cluster_at(90.0), _cluster_at(10.0)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            reverse("unknown-action", args=[green.pk, "assign"]), {"display_name": "Green Person"}, follow=True
+        )
+    assert "being added to Green Person" in response.content.decode()
+    assert Member.objects.get(display_name="Green Person").faces.count() == 3
+    client.post(reverse("unknown-action", args=[red.pk, "dismiss"]))
+    red.refresh_from_db()
+    assert red.dismissed
+    page = client.get(reverse("unknown-list")).content.decode()
+    assert "No unknown people" in page
+    # The service refuses a user without the permissions, whatever the front door.
+    with pytest.raises(PermissionRefused):
+        cluster_assign(cluster=red, display_name="X", actor=_user("nobody"))
