@@ -42,6 +42,7 @@ from ..models import (
 )
 from .files import delete_files, photo_field, store_files
 from .gallery import (
+    OutlierChange,
     bump_gallery_version,
     delete_faces_locked,
     external_id_taken,
@@ -110,11 +111,11 @@ def member_create(
                 raise DuplicateExternalId(
                     f"A member with external id {external_id!r} already exists.", details={"external_id": external_id}
                 ) from None
-            template = None
+            template, outliers = None, OutlierChange()
             if prepared:
                 # Locking the fresh row costs nothing and keeps one rule for every template write.
                 lock_member(member.pk)
-                template = write_faces(member.pk, prepared, names, model_name, dim)
+                template, outliers = write_faces(member.pk, prepared, names, model_name, dim)
                 bump_gallery_version()
             audit_record(
                 action=AuditEntry.Action.CREATE,
@@ -126,8 +127,8 @@ def member_create(
                     "external_id": external_id,
                     "is_active": is_active,
                     "face_ids": [o.face_id for o in outcomes if o.ok],
-                    "flagged_face_ids": [o.face_id for o in outcomes if o.flagged],
                     "model_name": model_name,
+                    **outlier_changes(outliers),
                 },
             )
     except Exception:
@@ -178,7 +179,7 @@ def member_add_faces(
                 old_names = delete_faces_locked(member_id)
                 # Every model's template described the old faces only.
                 Template.objects.filter(member_id=member_id).delete()
-            template = write_faces(member_id, prepared, names, recognizer.model_name, recognizer.dim)
+            template, outliers = write_faces(member_id, prepared, names, recognizer.model_name, recognizer.dim)
             bump_gallery_version()
             audit_record(
                 action=AuditEntry.Action.ADD_FACES,
@@ -189,8 +190,8 @@ def member_add_faces(
                     "mode": mode,
                     "face_ids": [p.outcome.face_id for p in prepared],
                     "replaced_faces": len(old_names),
-                    "flagged_face_ids": [p.outcome.face_id for p in prepared if p.outcome.flagged],
                     "model_name": recognizer.model_name,
+                    **outlier_changes(outliers),
                 },
             )
             if old_names:
@@ -330,14 +331,16 @@ def face_delete(*, faces: Iterable[FaceSample | int], actor: Any = None) -> int:
                 member_id=member_id,
                 member_name=locked.display_name,
                 actor=actor,
-                changes={
-                    "face_ids": sorted(by_member[member_id]),
-                    "flagged_face_ids": outliers.flagged,
-                    "cleared_face_ids": outliers.cleared,
-                },
+                changes={"face_ids": sorted(by_member[member_id]), **outlier_changes(outliers)},
             )
             transaction.on_commit(partial(delete_files, names))
     return deleted
+
+
+def outlier_changes(change: OutlierChange) -> dict[str, list[int]]:
+    """The audit entry's note of faces flagged or cleared by a change (only what happened)."""
+    notes = {"flagged_face_ids": change.flagged, "cleared_face_ids": change.cleared}
+    return {key: ids for key, ids in notes.items() if ids}
 
 
 def member_face_confirm(*, faces: Iterable[FaceSample | int], actor: Any = None) -> int:

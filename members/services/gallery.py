@@ -209,8 +209,11 @@ def outliers_refresh(member_id: int, model_name: str | None = None) -> OutlierCh
     return change
 
 
-def write_faces(member_id: int, prepared: list[PreparedPhoto], names: list[str], model_name: str, dim: int) -> Template:
-    """Rows for the accepted photos, the outlier check and the template update (member row locked)."""
+def write_faces(
+    member_id: int, prepared: list[PreparedPhoto], names: list[str], model_name: str, dim: int
+) -> tuple[Template, OutlierChange]:
+    """Rows for the accepted photos, the outlier check and the template update (member row
+    locked); returns the template and the faces the check flagged or cleared."""
     for item, name in zip(prepared, names, strict=True):
         face = FaceSample.objects.create(
             member_id=member_id,
@@ -239,11 +242,11 @@ def write_faces(member_id: int, prepared: list[PreparedPhoto], names: list[str],
     if change or flagged:
         # Faces left out (or back in): the running mean cannot drop a face, so rebuild.
         template = template_rebuild(member_id, model_name)
-        if template is not None:
-            return template
-        # Every face of the member is flagged: no template, the member is not identified.
-        return Template(member_id=member_id, model_name=model_name, dim=dim, count=0)
-    return template_add(member_id, model_name, dim, np.stack([p.embedding for p in prepared]))
+        if template is None:
+            # Every face of the member is flagged: no template, the member is not identified.
+            template = Template(member_id=member_id, model_name=model_name, dim=dim, count=0)
+        return template, change
+    return template_add(member_id, model_name, dim, np.stack([p.embedding for p in prepared])), change
 
 
 def quality_fields(quality: FaceQuality | None) -> dict[str, Any]:
