@@ -379,21 +379,27 @@ def _store_faces(job: RecognitionJob, rgb: Any, recognitions: list, names: dict,
     from recognition.models import MemberAppearance
     from recognition.unknowns import NewUnknown, unknown_faces_store
 
-    MemberAppearance.objects.bulk_create(
-        [
-            MemberAppearance(job=job, member_id=_member_id(r.label), face_index=i, similarity=r.similarity)
-            for i, r in enumerate(recognitions)
-            if r.label is not None and _member_id(r.label) in names  # a member deleted meanwhile: none
-        ],
-        ignore_conflicts=True,
-    )
     unknown = [
         NewUnknown(face_index=i, box=r.box, score=float(r.score), vector=r.embedding)
         for i, r in enumerate(recognitions)
         if r.label is None and r.embedding is not None
     ]
-    if unknown:
-        unknown_faces_store(job=job, rgb=rgb, faces=unknown, model_name=model_name, dim=dim)
+    try:
+        # A savepoint: if these side records cannot be written (a full disk for the crops), the
+        # job's result still is, and the failure is logged.
+        with transaction.atomic():
+            MemberAppearance.objects.bulk_create(
+                [
+                    MemberAppearance(job=job, member_id=_member_id(r.label), face_index=i, similarity=r.similarity)
+                    for i, r in enumerate(recognitions)
+                    if r.label is not None and _member_id(r.label) in names  # a member deleted meanwhile: none
+                ],
+                ignore_conflicts=True,
+            )
+            if unknown:
+                unknown_faces_store(job=job, rgb=rgb, faces=unknown, model_name=model_name, dim=dim)
+    except Exception:
+        logger.exception("Job %s: its appearances and unknown faces could not be stored.", job.pk)
 
 
 def job_delete(*, job: RecognitionJob | int) -> None:

@@ -14,7 +14,7 @@ from accounts.services import token_create
 from members import services as member_services
 from members.errors import PermissionRefused
 from members.models import Member
-from recognition.models import UnknownCluster, UnknownFace
+from recognition.models import RecognitionJob, UnknownCluster, UnknownFace
 from recognition.services import job_create, job_run
 from recognition.unknowns import cluster_assign
 from tests.fakes import draw_photo, face_photo
@@ -208,3 +208,16 @@ def test_the_page_forms_name_and_dismiss(two_strangers, client, django_capture_o
     # The service refuses a user without the permissions, whatever the front door.
     with pytest.raises(PermissionRefused):
         cluster_assign(cluster=red, display_name="X", actor=_user("nobody"))
+
+
+def test_a_job_whose_unknown_faces_cannot_be_stored_still_finishes(
+    manager, monkeypatch, django_capture_on_commit_callbacks
+):
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("recognition.unknowns._crop_jpeg", disk_full)
+    job_id = _run(manager, [RED], django_capture_on_commit_callbacks)
+    job = RecognitionJob.objects.get(pk=job_id)
+    assert job.status == "done" and len(job.result["faces"]) == 1
+    assert not UnknownFace.objects.exists()
