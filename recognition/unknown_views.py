@@ -65,10 +65,13 @@ def _int(request: HttpRequest, name: str) -> int:
 
 @login_required
 @require_http_methods(["POST"])
-def unknown_action(request: HttpRequest, cluster_id: int, action: str) -> HttpResponse:
-    """One form per action: assign (member or display_name), merge (other), split (face), dismiss."""
+def unknown_action(request: HttpRequest) -> HttpResponse:
+    """The cluster forms: ``cluster`` and ``action``: assign (``member`` or ``display_name``),
+    merge (``other``), split (``face``), dismiss (``undo=1`` brings it back)."""
     _require(selectors.can_change_unknowns(request.user))
+    action = request.POST.get("action", "")
     try:
+        cluster_id = _int(request, "cluster")
         if action == "assign":
             name = request.POST.get("display_name", "").strip()
             if name:

@@ -13,9 +13,6 @@ urlpatterns = [
     path("jobs/<int:job_id>/faces/<int:face_index>/enrol", views.job_face_enrol, name="job-face-enrol"),
     path("unknown/", unknown_views.unknown_list, name="unknown-list"),
     path("unknown/faces/<int:face_id>/crop", unknown_views.unknown_face_crop, name="unknown-face-crop"),
-    path(
-        "unknown/<int:cluster_id>/<str:action>",
-        unknown_views.unknown_action,
-        name="unknown-action",
-    ),
+    # One address for every cluster form (the cluster and the action are fields of the form).
+    path("unknown/actions", unknown_views.unknown_action, name="unknown-action"),
 ]

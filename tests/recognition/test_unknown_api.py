@@ -196,11 +196,13 @@ def test_the_page_forms_name_and_dismiss(two_strangers, client, django_capture_o
     green, red = _cluster_at(90.0), _cluster_at(10.0)
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(
-            reverse("unknown-action", args=[green.pk, "assign"]), {"display_name": "Green Person"}, follow=True
+            reverse("unknown-action"),
+            {"cluster": green.pk, "action": "assign", "display_name": "Green Person"},
+            follow=True,
         )
     assert "being added to Green Person" in response.content.decode()
     assert Member.objects.get(display_name="Green Person").faces.count() == 3
-    client.post(reverse("unknown-action", args=[red.pk, "dismiss"]))
+    client.post(reverse("unknown-action"), {"cluster": red.pk, "action": "dismiss"})
     red.refresh_from_db()
     assert red.dismissed
     page = client.get(reverse("unknown-list")).content.decode()
