@@ -20,6 +20,7 @@ from faceengine.embedders.registry import ModelSpec, load_model_spec
 from faceengine.images import ImageLimits
 
 if TYPE_CHECKING:
+    from faceengine.calibration import OpenSetCalibration
     from faceengine.detection import DetectorConfig
     from faceengine.recognizer import Recognizer
 
@@ -30,6 +31,13 @@ def engine_settings() -> dict[str, Any]:
 
 def active_model_spec(name: str | None = None) -> ModelSpec:
     return load_model_spec(name or engine_settings()["MODEL"], settings.FACESITE_MODEL_DIR)
+
+
+def model_calibration(name: str | None = None) -> OpenSetCalibration | None:
+    """The open-set calibration of a model: the user's (``calibrate_model``) or the built-in one."""
+    from faceengine.calibration import load_calibration
+
+    return load_calibration(active_model_spec(name).name, settings.FACESITE_MODEL_DIR)
 
 
 def image_limits() -> ImageLimits:

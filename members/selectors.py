@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -40,8 +41,11 @@ GALLERY_DEFAULTS = {
     # "template": one mean vector per member; "sample": every enrolment face (nearest sample),
     # which accepts about twice as many strangers at the same threshold.
     "MATCH": "template",
-    # None: the calibrated 1:N threshold of the model (ModelSpec.identification_threshold).
+    # None: the threshold calibrated for the gallery's size (see identification_bar); a number
+    # fixes it for every gallery size.
     "IDENTIFICATION_THRESHOLD": None,
+    # The target share of strangers' faces named as somebody, per face.
+    "FALSE_ACCEPT_RATE": 0.01,
     "TOP_K": 3,
     "INDEX_BACKEND": "auto",  # auto | numpy | faiss | hnsw
     "FAISS_MIN_SIZE": IndexConfig.faiss_min_size,
@@ -68,14 +72,85 @@ def index_config() -> IndexConfig:
     )
 
 
-def identification_threshold(*, model_name: str | None = None) -> float:
-    """The 1:N cosine threshold: the settings override, else the model's calibrated value."""
-    override = gallery_settings()["IDENTIFICATION_THRESHOLD"]
-    if override is not None:
-        return float(override)
-    from facesite.engine import active_model_spec
+@dataclass(frozen=True)
+class IdentificationBar:
+    """The 1:N threshold in use for a gallery, and why.
 
-    return float(active_model_spec(model_name).identification_threshold)
+    ``basis`` is "calibrated" (from the model's impostor scores, the gallery size and the target
+    false-accept rate), "setting" (FACESITE_IDENTIFICATION_THRESHOLD) or "model" (a model without
+    a calibration: its fixed ``identification_threshold``). ``false_accept_rate`` is the estimated
+    share of strangers' faces named as somebody at this threshold (None without a calibration).
+    """
+
+    threshold: float
+    gallery_size: int
+    match: str
+    basis: str
+    false_accept_rate: float | None
+    target_false_accept_rate: float | None
+
+    def to_dict(self) -> dict:
+        return {
+            "threshold": round(self.threshold, 4),
+            "gallery_size": self.gallery_size,
+            "match": self.match,
+            "basis": self.basis,
+            "false_accept_rate": None if self.false_accept_rate is None else float(f"{self.false_accept_rate:.3g}"),
+            "target_false_accept_rate": self.target_false_accept_rate,
+        }
+
+
+def identification_bar(
+    *, model_name: str | None = None, gallery_size: int | None = None, match: str | None = None
+) -> IdentificationBar:
+    """The 1:N threshold for the active gallery of a model (the configured one by default).
+
+    ``gallery_size`` is the number of vectors searched (members for template matching, enrolment
+    faces for sample matching); it is counted in the database when not given.
+    """
+    from faceengine.errors import ModelError
+    from facesite.engine import active_model_spec, model_calibration
+
+    config = gallery_settings()
+    match = match or config["MATCH"]
+    override = config["IDENTIFICATION_THRESHOLD"]
+    target = float(config["FALSE_ACCEPT_RATE"])
+    try:
+        spec = active_model_spec(model_name)
+    except ModelError:
+        if override is None or gallery_size is None:
+            raise
+        spec = None  # a fixed threshold and a known size need nothing of the model
+    calibration = None
+    if spec is not None:
+        if gallery_size is None:
+            gallery_size = gallery_vector_count(model_name=spec.name, dim=spec.dim, match=match)
+        calibration = model_calibration(spec.name)
+        if calibration is not None and calibration.dim != spec.dim:
+            calibration = None  # measured for another model of the same name: never mix them
+    size = int(gallery_size or 0)
+    if override is not None:
+        threshold, basis = float(override), "setting"
+    elif calibration is not None:
+        threshold, basis = calibration.threshold(size, target, match), "calibrated"
+    elif spec is not None:
+        threshold, basis = float(spec.identification_threshold), "model"
+    else:  # unreachable: without an override the model's description was read
+        raise AssertionError("no threshold")
+    estimate = calibration.false_accept_rate(threshold, size, match) if calibration is not None else None
+    return IdentificationBar(threshold, size, match, basis, estimate, target if basis == "calibrated" else None)
+
+
+def identification_threshold(*, model_name: str | None = None) -> float:
+    """The 1:N cosine threshold in use now (see ``identification_bar``)."""
+    return identification_bar(model_name=model_name).threshold
+
+
+def gallery_vector_count(*, model_name: str, dim: int, match: str = "template") -> int:
+    """How many vectors a search of this model's active gallery compares a face with."""
+    if match == "sample":
+        return Embedding.objects.filter(model_name=model_name, dim=dim, face__member__is_active=True).count()
+    return Template.objects.filter(model_name=model_name, dim=dim, count__gt=0, member__is_active=True).count()
 
 
 # --------------------------------------------------------------------------------- members

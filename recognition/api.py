@@ -13,8 +13,10 @@ import time
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
+from accounts.permissions import CanManageMembers
 from facesite import engine
 from facesite.api.errors import ApiError
 from facesite.api.views import (
@@ -28,6 +30,7 @@ from recognition import selectors, services, verification
 from recognition.serializers import (
     DetectOut,
     EmbeddingsOut,
+    GalleryOut,
     ImageInput,
     JobOut,
     RecognizeQuery,
@@ -177,3 +180,26 @@ class VerifyView(ApiView):
             member_id=values.get("member_id"),
         )
         return Response(VerifyOut(result.as_dict()).data)
+
+
+class GalleryView(ApiView):
+    """The gallery searched by recognition now: the model, its size, and the 1:N threshold."""
+
+    permission_classes = [IsAuthenticated, CanManageMembers]  # GET: members.view_member
+
+    @extend_schema(
+        operation_id="gallery",
+        summary="The gallery in use and its 1:N threshold",
+        description="The active model, how many vectors a search compares a face with, and the "
+        "threshold below which a face is unknown: calibrated for this gallery size and the target "
+        "false-accept rate (FACESITE_FALSE_ACCEPT_RATE) unless FACESITE_IDENTIFICATION_THRESHOLD "
+        "fixes it. Needs members.view_member.",
+        responses={200: GalleryOut, **error_responses(403)},
+        tags=["members"],
+    )
+    def get(self, request):
+        from members.selectors import identification_bar
+
+        spec = engine.active_model_spec()
+        bar = identification_bar(model_name=spec.name)
+        return Response(GalleryOut({"model": spec.name, "dim": spec.dim, **bar.to_dict()}).data)

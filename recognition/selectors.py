@@ -62,5 +62,7 @@ def job_result(*, job: RecognitionJob) -> dict:
         "created_at": job.created_at.isoformat() if job.created_at else None,
         "finished_at": job.finished_at.isoformat() if job.finished_at else None,
         "faces": faces,
+        # The 1:N threshold the faces were judged by (jobs before open-set calibration: None).
+        "identification": (job.result or {}).get("identification"),
         "timings": job.timings or {},
     }

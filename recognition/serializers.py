@@ -102,6 +102,26 @@ class JobErrorOut(serializers.Serializer):
     message = serializers.CharField()
 
 
+class IdentificationOut(serializers.Serializer):
+    threshold = serializers.FloatField(help_text="The 1:N cosine threshold the faces were judged by.")
+    gallery_size = serializers.IntegerField(help_text="Vectors searched: members (template match) or faces (sample).")
+    match = serializers.ChoiceField(choices=["template", "sample"])
+    basis = serializers.ChoiceField(
+        choices=["calibrated", "setting", "model", "request"],
+        help_text="calibrated: from the model's impostor scores for this gallery size and the target "
+        "false-accept rate; setting: FACESITE_IDENTIFICATION_THRESHOLD; model: the model's fixed value.",
+    )
+    false_accept_rate = serializers.FloatField(
+        allow_null=True, help_text="Estimated share of strangers' faces named as somebody at this threshold."
+    )
+    target_false_accept_rate = serializers.FloatField(allow_null=True)
+
+
+class GalleryOut(IdentificationOut):
+    model = serializers.CharField()
+    dim = serializers.IntegerField()
+
+
 class JobOut(serializers.Serializer):
     id = serializers.IntegerField()
     url = serializers.CharField()
@@ -116,4 +136,5 @@ class JobOut(serializers.Serializer):
     created_at = serializers.CharField(allow_null=True)
     finished_at = serializers.CharField(allow_null=True)
     faces = JobFaceOut(many=True)
+    identification = IdentificationOut(allow_null=True, required=False)
     timings = serializers.DictField(child=serializers.FloatField())

@@ -317,7 +317,8 @@ def job_run(*, job_id: int) -> RunOutcome:
             rgb = load_image(handle, image_limits())
         timings["decode"] = round(time.perf_counter() - mark, 3)
         mark = time.perf_counter()
-        recognitions = member_services.identify_faces(image=rgb)
+        identification = member_services.identify(image=rgb)
+        recognitions = identification.faces
         timings["engine"] = round(time.perf_counter() - mark, 3)
         mark = time.perf_counter()
         labels = [_member_id(r.label) for r in recognitions if r.label is not None]
@@ -344,7 +345,7 @@ def job_run(*, job_id: int) -> RunOutcome:
                 job,
                 attempt,
                 status=Status.DONE,
-                result={"faces": faces},
+                result={"faces": faces, "identification": identification.bar.to_dict()},
                 timings=timings,
                 model_name=recognizer.model_name,
                 error_code="",

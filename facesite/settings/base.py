@@ -208,6 +208,9 @@ FACESITE_ENGINE = {
 FACESITE_GALLERY = {
     "MATCH": env_str("FACESITE_GALLERY_MATCH", "template"),  # or "sample": nearest enrolment face
     "IDENTIFICATION_THRESHOLD": env_float("FACESITE_IDENTIFICATION_THRESHOLD", None),
+    # The share of strangers' faces that may be named as somebody; the 1:N threshold follows
+    # from it and the gallery's size (faceengine.calibration), unless the threshold is set.
+    "FALSE_ACCEPT_RATE": env_float("FACESITE_FALSE_ACCEPT_RATE", 0.01),
     "INDEX_BACKEND": env_str("FACESITE_INDEX_BACKEND", "auto"),  # auto | numpy | faiss | hnsw
 }
 

@@ -32,7 +32,7 @@ from .folders import (
     person_files,
 )
 from .gallery import external_id_taken
-from .identification import identify_faces
+from .identification import Identification, identify, identify_faces
 from .legacy import add_customs, add_embds, del_customs, update_customs
 from .results import (
     MODES,
@@ -51,6 +51,7 @@ __all__ = [
     "ON_EXISTING",
     "EnrolmentResult",
     "FolderSummary",
+    "Identification",
     "PhotoOutcome",
     "PhotoSource",
     "RecomputeResult",
@@ -63,6 +64,7 @@ __all__ = [
     "external_id_taken",
     "face_delete",
     "folder_enroll",
+    "identify",
     "identify_faces",
     "member_add_faces",
     "member_create",

@@ -78,9 +78,9 @@ def test_settings_choose_match_mode_threshold_and_backend(fake_engine, settings)
     assert len(gallery) == 2 and gallery.backend == "faiss"
     assert selectors.identification_threshold() == 0.7
     settings.FACESITE_GALLERY = {}
-    from facesite.engine import active_model_spec
-
-    assert selectors.identification_threshold() == active_model_spec().identification_threshold
+    # Without the setting: the default model's threshold calibrated for its (empty) gallery.
+    assert selectors.identification_threshold() == selectors.identification_bar(gallery_size=0).threshold
+    assert selectors.identification_bar().basis == "calibrated"
 
 
 def test_a_corrupt_vector_is_skipped_not_fatal(fake_engine):

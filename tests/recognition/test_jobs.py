@@ -111,14 +111,14 @@ def test_after_the_last_attempt_an_interrupted_job_fails_with_the_reason(fake_en
 
 def test_an_old_run_cannot_overwrite_a_newer_claim(fake_engine, user, monkeypatch):
     job = make_job(user)
-    real = member_services.identify_faces
+    real = member_services.identify
 
     def taken_over(**kwargs):
         # While this run works, the job is given up on and claimed again by someone else.
         RecognitionJob.objects.filter(pk=job.pk).update(attempts=2)
         return real(**kwargs)
 
-    monkeypatch.setattr(member_services, "identify_faces", taken_over)
+    monkeypatch.setattr(member_services, "identify", taken_over)
     assert services.job_run(job_id=job.pk).state == "superseded"
     job.refresh_from_db()
     assert job.status == "running" and job.result is None
