@@ -138,3 +138,96 @@ class MemberAppearance(models.Model):
 
     def __str__(self) -> str:
         return f"member {self.member_id} in job {self.job_id}"
+
+
+def video_path(instance: VideoJob, filename: str) -> str:
+    """A generated name under MEDIA_ROOT; ``filename`` is ``video.<ext>`` from the container."""
+    return generated_name("videos", filename)
+
+
+def video_thumbnail_path(instance: VideoAppearance, filename: str) -> str:
+    return generated_name("video-thumbs", filename)
+
+
+class VideoJob(models.Model):
+    """An uploaded video to recognise, with the same guarantees as a photo job: claimed with a
+    conditional update, one attempt per claim, the result written only by the latest claim
+    holder. ``claimed_at`` is refreshed at every progress save (the heartbeat), so a long video
+    is not taken for orphaned while its worker still runs; a worker killed mid-video leaves no
+    appearance rows (they are written with the result, in one transaction) and the job runs
+    again from the start on the next claim."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="video_jobs"
+    )
+    video = models.FileField(upload_to=video_path, max_length=255)
+    original_name = models.CharField(max_length=255, blank=True, help_text="Shown only, never used as a path.")
+    container = models.CharField(max_length=10, blank=True)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    fps = models.FloatField(null=True, blank=True)
+    duration_s = models.FloatField(null=True, blank=True)
+    sample_fps = models.FloatField(default=5.0)
+    frames_total = models.PositiveIntegerField(default=0, help_text="Sampled frames to look at.")
+    frames_processed = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    cancel_requested = models.BooleanField(default=False)
+    error_code = models.CharField(max_length=50, blank=True)
+    error_message = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=255, blank=True)
+    model_name = models.CharField(max_length=100, blank=True)
+    # {"identification": the 1:N threshold record, "faces_seen": n, "tracks": n}
+    result = models.JSONField(null=True, blank=True)
+    timings = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["user", "-created_at"], name="recognition_video_user_idx")]
+
+    def __str__(self) -> str:
+        return f"video {self.pk} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.DONE, self.Status.FAILED, self.Status.CANCELLED)
+
+
+class VideoAppearance(models.Model):
+    """A person seen in a video: one row per appearance (a track, or tracks of one member close
+    in time), ``member`` null for somebody unknown; with the best frame's face as a thumbnail."""
+
+    video = models.ForeignKey(VideoJob, on_delete=models.CASCADE, related_name="appearances")
+    index = models.PositiveIntegerField()
+    member = models.ForeignKey(
+        "members.Member", on_delete=models.SET_NULL, null=True, blank=True, related_name="video_appearances"
+    )
+    member_name = models.CharField(max_length=200, blank=True, help_text="The name when it was recognised.")
+    start_s = models.FloatField()
+    end_s = models.FloatField()
+    best_similarity = models.FloatField(null=True, blank=True)
+    frames = models.PositiveIntegerField(default=0)
+    box = models.JSONField(default=list, help_text="The thumbnail's face box in its frame.")
+    thumbnail = models.FileField(upload_to=video_thumbnail_path, max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["start_s", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["video", "index"], name="recognition_video_appearance_one"),
+        ]
+        indexes = [models.Index(fields=["member", "video"], name="recognition_video_member_idx")]
+
+    def __str__(self) -> str:
+        return f"appearance {self.index} of video {self.video_id}"

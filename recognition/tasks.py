@@ -32,6 +32,24 @@ def run_job(self, job_id: int) -> dict:
     return {"job_id": job_id, "state": outcome.state}
 
 
+@shared_task(
+    bind=True,
+    name="recognition.tasks.run_video",
+    max_retries=None,
+    # A video runs far longer than a photo: its own limits (its heartbeat keeps it claimed).
+    time_limit=settings.FACESITE_VIDEO_TIME_LIMIT,
+    soft_time_limit=max(1, settings.FACESITE_VIDEO_TIME_LIMIT - 60),
+)
+def run_video(self, video_id: int) -> dict:
+    """Recognise the people of a video job. Idempotent: a second delivery does nothing."""
+    from . import videos
+
+    outcome = videos.video_run(video_id=video_id)
+    if outcome.state == "busy" and self.request.retries < settings.FACESITE_JOB_MAX_ATTEMPTS * 2:
+        raise self.retry(countdown=max(1.0, outcome.retry_in))
+    return {"video_id": video_id, "state": outcome.state}
+
+
 @shared_task(name="recognition.tasks.requeue_stale_jobs")
 def requeue_stale_jobs() -> dict:
     """Beat, every FACESITE_JOB_REQUEUE_INTERVAL s: re-send jobs whose message was lost."""

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import unknown_views, views
+from . import unknown_views, video_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -11,6 +11,10 @@ urlpatterns = [
     path("jobs/<int:job_id>/status.json", views.job_status, name="job-status"),
     path("jobs/<int:job_id>/photo", views.job_photo, name="job-photo"),
     path("jobs/<int:job_id>/faces/<int:face_index>/enrol", views.job_face_enrol, name="job-face-enrol"),
+    path("camera/", video_views.camera, name="camera"),
+    path("videos/", video_views.video_list, name="video-list"),
+    path("videos/<int:video_id>/", video_views.video_detail, name="video-detail"),
+    path("videos/<int:video_id>/file", video_views.video_file, name="video-file"),
     path("unknown/", unknown_views.unknown_list, name="unknown-list"),
     path("unknown/faces/<int:face_id>/crop", unknown_views.unknown_face_crop, name="unknown-face-crop"),
     # One address for every cluster form (the cluster and the action are fields of the form).

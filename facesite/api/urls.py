@@ -6,7 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from facesite.api import views as api_views
 from members import api as members_api
 from recognition import api as recognition_api
-from recognition import unknown_api
+from recognition import camera_api, unknown_api, video_api
 
 v1 = (
     [
@@ -16,6 +16,15 @@ v1 = (
         path("embeddings", recognition_api.EmbeddingsView.as_view(), name="embeddings"),
         path("verify", recognition_api.VerifyView.as_view(), name="verify"),
         path("gallery", recognition_api.GalleryView.as_view(), name="gallery"),
+        path("camera/frame", camera_api.CameraFrameView.as_view(), name="camera-frame"),
+        path("videos", video_api.VideoListView.as_view(), name="video-list"),
+        path("videos/<int:video_id>", video_api.VideoDetailView.as_view(), name="video-detail"),
+        path("videos/<int:video_id>/cancel", video_api.VideoCancelView.as_view(), name="video-cancel"),
+        path(
+            "videos/<int:video_id>/thumbnails/<int:index>",
+            video_api.VideoThumbnailView.as_view(),
+            name="video-thumbnail",
+        ),
         path("unknown-clusters", unknown_api.UnknownClusterListView.as_view(), name="unknown-cluster-list"),
         path(
             "unknown-clusters/<int:cluster_id>",

@@ -163,6 +163,21 @@ FACESITE_JOB_MAX_REQUEUES = env_int("FACESITE_JOB_MAX_REQUEUES", 3)
 # Unknown faces (their vectors and crops) older than this many days are deleted by the
 # retention task (beat, hourly) and `manage.py purge_unknown_faces`; 0 keeps them for ever.
 FACESITE_UNKNOWN_RETENTION_DAYS = env_int("FACESITE_UNKNOWN_RETENTION_DAYS", 90)
+# --- The camera and videos (docs/video.md) -------------------------------------------------------
+# POST /api/v1/camera/frame: a frame's request size and longer side; each stream's tracker is
+# kept in the serving process, at most MAX_STREAMS of them, forgotten STREAM_TTL s after the last frame.
+FACESITE_CAMERA_MAX_FRAME_BYTES = env_int("FACESITE_CAMERA_MAX_FRAME_BYTES", 1024 * 1024)
+FACESITE_CAMERA_MAX_SIDE = env_int("FACESITE_CAMERA_MAX_SIDE", 640)
+FACESITE_CAMERA_MAX_STREAMS = env_int("FACESITE_CAMERA_MAX_STREAMS", 64)
+FACESITE_CAMERA_STREAM_TTL = env_int("FACESITE_CAMERA_STREAM_TTL", 60)
+# POST /api/v1/videos: the file's size and length; frames looked at per second of video; a video
+# job's own time limit (longer than a photo's) and the age of its last progress save after which
+# its worker is taken to be gone.
+FACESITE_MAX_VIDEO_BYTES = env_int("FACESITE_MAX_VIDEO_BYTES", 500 * 1024 * 1024)
+FACESITE_MAX_VIDEO_SECONDS = env_int("FACESITE_MAX_VIDEO_SECONDS", 3600)
+FACESITE_VIDEO_SAMPLE_FPS = env_float("FACESITE_VIDEO_SAMPLE_FPS", 5.0)
+FACESITE_VIDEO_TIME_LIMIT = env_int("FACESITE_VIDEO_TIME_LIMIT", 3 * 3600)
+FACESITE_VIDEO_STALE_AFTER = env_int("FACESITE_VIDEO_STALE_AFTER", 120)
 CELERY_BEAT_SCHEDULE = {
     "recognition-requeue-stale-jobs": {
         "task": "recognition.tasks.requeue_stale_jobs",
@@ -173,6 +188,18 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 3600.0,
     },
 }
+# Gallery index snapshots (members.snapshots): written to this folder, shared by every worker
+# machine ("": MEDIA_ROOT/gallery-snapshots), by `manage.py gallery_snapshot` and by beat every
+# INTERVAL seconds (0: not scheduled); a starting worker loads one and applies the change log
+# from it. Log entries behind the oldest snapshot and older than the retention are deleted.
+FACESITE_GALLERY_SNAPSHOT_DIR = env_str("FACESITE_GALLERY_SNAPSHOT_DIR", "")
+FACESITE_GALLERY_SNAPSHOT_INTERVAL = env_int("FACESITE_GALLERY_SNAPSHOT_INTERVAL", 3600)
+FACESITE_GALLERY_LOG_RETENTION_HOURS = env_float("FACESITE_GALLERY_LOG_RETENTION_HOURS", 24.0)
+if FACESITE_GALLERY_SNAPSHOT_INTERVAL > 0:
+    CELERY_BEAT_SCHEDULE["members-gallery-snapshot"] = {
+        "task": "members.gallery_snapshot",
+        "schedule": float(FACESITE_GALLERY_SNAPSHOT_INTERVAL),
+    }
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -211,7 +238,7 @@ FACESITE_GALLERY = {
     # The share of strangers' faces that may be named as somebody; the 1:N threshold follows
     # from it and the gallery's size (faceengine.calibration), unless the threshold is set.
     "FALSE_ACCEPT_RATE": env_float("FACESITE_FALSE_ACCEPT_RATE", 0.01),
-    "INDEX_BACKEND": env_str("FACESITE_INDEX_BACKEND", "auto"),  # auto | numpy | faiss | hnsw
+    "INDEX_BACKEND": env_str("FACESITE_INDEX_BACKEND", "auto"),  # auto | numpy | ivf | ivf_sq8 | faiss | hnsw
 }
 
 # Shared test photos (LFW and samples); tests and benchmarks that need them skip when absent.
@@ -243,6 +270,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "api": env_str("FACESITE_API_RATE", "600/min"),  # every call
         "engine": env_str("FACESITE_API_ENGINE_RATE", "120/min"),  # calls that run the engine
+        "camera": env_str("FACESITE_CAMERA_RATE", "600/min"),  # camera frames, per token or user
     },
     "DEFAULT_PARSER_CLASSES": [
         "facesite.api.parsers.SafeJSONParser",

@@ -1,0 +1,250 @@
+"""Videos: POST /api/v1/videos and GET /api/v1/videos/{id} on an mp4 written by the test from
+LFW photos (two enrolled members and a stranger, real engine), the bad inputs, and the job's
+guarantees (cancellation, a superseded run writes nothing, a second delivery does nothing)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from recognition.models import VideoAppearance, VideoJob
+from tests.fakes import face_photo, lfw_photos, stored_files
+
+FPS = 10
+SIZE = (640, 480)
+SEGMENT_S = 3.0
+STEP = 1 / 5  # FACESITE_VIDEO_SAMPLE_FPS
+
+pytestmark = [pytest.mark.django_db]
+
+
+def write_video(path: Path, segments: list[tuple[np.ndarray | None, int, float]], fps: int = FPS) -> Path:
+    """An mp4 (MPEG-4 part 2) of ``segments``: (RGB photo or None for an empty frame, x, seconds)."""
+    import cv2
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, SIZE)
+    assert writer.isOpened(), "OpenCV cannot write mp4 here"
+    for photo, x, seconds in segments:
+        frame = np.full((SIZE[1], SIZE[0], 3), 70, np.uint8)
+        if photo is not None:
+            h, w = photo.shape[:2]
+            frame[115 : 115 + h, x : x + w] = photo[:, :, ::-1]
+        for _ in range(round(seconds * fps)):
+            writer.write(frame)
+    writer.release()
+    return path
+
+
+@pytest.fixture
+def user():
+    return get_user_model().objects.create_user("vera", password="pw-vera-12345")
+
+
+@pytest.fixture
+def client(user):
+    api = APIClient()
+    api.force_authenticate(user)
+    return api
+
+
+def _post(client, path: Path | None = None, *, data: bytes | None = None, name: str = "clip.mp4"):
+    content = data if data is not None else path.read_bytes()  # type: ignore[union-attr]
+    upload = SimpleUploadedFile(name, content, content_type="video/mp4")
+    return client.post("/api/v1/videos", {"video": upload}, format="multipart")
+
+
+@pytest.fixture
+def people(lfw_dir, real_recognizer):
+    """Two enrolled members and a stranger: (name, photo to show) each."""
+    from faceengine.images import load_image
+    from members.services import member_create
+
+    shown = {}
+    for folder, name in (("Colin_Powell", "Colin Powell"), ("Tony_Blair", "Tony Blair")):
+        photos = lfw_photos(lfw_dir, folder)
+        member_create(display_name=name, photos=photos[:5])
+        shown[name] = load_image(photos[8])
+    shown["stranger"] = load_image(lfw_photos(lfw_dir, "Gerhard_Schroeder")[0])
+    return shown
+
+
+@pytest.mark.slow
+def test_a_video_of_two_members_and_a_stranger(
+    client, people, tmp_path, eager_celery, django_capture_on_commit_callbacks
+):
+    # Each person for three seconds, each at another place in the frame (as people come and go).
+    path = write_video(
+        tmp_path / "three.mp4",
+        [
+            (people["Colin Powell"], 20, SEGMENT_S),
+            (people["Tony Blair"], 370, SEGMENT_S),
+            (people["stranger"], 195, SEGMENT_S),
+        ],
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        response = _post(client, path)
+    assert response.status_code == 202, response.json()
+    video_id = response.json()["id"]
+
+    body = client.get(f"/api/v1/videos/{video_id}").json()
+    assert body["status"] == "done", body["error"]
+    assert body["duration_s"] == pytest.approx(3 * SEGMENT_S, abs=0.11)
+    assert body["frames_processed"] == body["frames_total"] == 45
+    names = [(a["member"], a["start_s"], a["end_s"]) for a in body["appearances"]]
+    assert [n for n, _, _ in names] == ["Colin Powell", "Tony Blair"]
+    for (_, start, end), expected_start in zip(names, (0.0, SEGMENT_S), strict=True):
+        assert abs(start - expected_start) <= STEP + 1e-6
+        assert abs(end - (expected_start + SEGMENT_S)) <= STEP + 1e-6
+    assert all(a["best_similarity"] > 0.3 and a["member_id"] for a in body["appearances"])
+    assert len(body["unknown_tracks"]) == 1
+    stranger = body["unknown_tracks"][0]
+    assert stranger["member_id"] is None
+    assert abs(stranger["start_s"] - 2 * SEGMENT_S) <= STEP + 1e-6
+    assert abs(stranger["end_s"] - 3 * SEGMENT_S) <= STEP + 1e-6
+    # The thumbnails are JPEGs of the faces, for the owner.
+    thumb = client.get(body["appearances"][0]["thumbnail"])
+    assert thumb.status_code == 200 and b"".join(thumb.streaming_content)[:3] == b"\xff\xd8\xff"
+    # Somebody else sees no such video.
+    other = APIClient()
+    other.force_authenticate(get_user_model().objects.create_user("mallory", password="pw-mallory-1"))
+    assert other.get(f"/api/v1/videos/{video_id}").status_code == 404
+
+
+@pytest.mark.slow
+def test_a_video_without_faces_fails_with_the_reason(
+    client, real_recognizer, tmp_path, eager_celery, django_capture_on_commit_callbacks
+):
+    path = write_video(tmp_path / "empty.mp4", [(None, 0, 2.0)])
+    with django_capture_on_commit_callbacks(execute=True):
+        video_id = _post(client, path).json()["id"]
+    body = client.get(f"/api/v1/videos/{video_id}").json()
+    assert body["status"] == "failed"
+    assert body["error"]["code"] == "no_face" and "10 frames" in body["error"]["message"]
+
+
+# ------------------------------------------------------------------------------- bad input
+
+
+def test_bad_inputs_are_refused_before_any_job(client, tmp_path, settings, media_root):
+    good = write_video(tmp_path / "good.mp4", [(None, 0, 1.0)]).read_bytes()
+    cases = [
+        (b"", "invalid_video", 400),
+        (b"just some words, not a video at all", "unsupported_video_type", 415),
+        (face_photo("red"), "unsupported_video_type", 415),
+        (good[: len(good) // 2], "invalid_video", 400),  # truncated: its index (moov) is at the end
+        (b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 200, "invalid_video", 400),  # the magic alone
+    ]
+    for data, code, status in cases:
+        response = _post(client, data=data)
+        assert (response.status_code, response.json()["error"]["code"]) == (status, code), data[:20]
+    settings.FACESITE_MAX_VIDEO_BYTES = 1000
+    response = _post(client, data=good)
+    assert response.status_code == 413
+    assert VideoJob.objects.count() == 0
+    assert stored_files(media_root) == []  # nothing kept of any of them
+
+
+def test_a_video_over_the_length_limit_is_refused(client, tmp_path, settings, media_root):
+    settings.FACESITE_MAX_VIDEO_SECONDS = 1
+    response = _post(client, write_video(tmp_path / "long.mp4", [(None, 0, 2.0)]))
+    assert response.status_code == 413 and "limit is 1 s" in response.json()["error"]["message"]
+    assert stored_files(media_root) == []
+
+
+# ------------------------------------------------------------------------------- the job
+
+
+@pytest.fixture
+def one_face_video(people, tmp_path) -> Path:
+    return write_video(tmp_path / "one.mp4", [(people["Colin Powell"], 100, 2.0)])
+
+
+def _create(user, path: Path, django_capture_on_commit_callbacks) -> VideoJob:
+    from recognition import videos
+
+    with django_capture_on_commit_callbacks(execute=False):  # queued, not run
+        return videos.video_create(user=user, upload=SimpleUploadedFile("one.mp4", path.read_bytes()))
+
+
+@pytest.mark.slow
+def test_cancelled_while_queued_or_while_running(user, one_face_video, monkeypatch, django_capture_on_commit_callbacks):
+    from recognition import tracked, videos
+
+    queued = _create(user, one_face_video, django_capture_on_commit_callbacks)
+    assert videos.video_cancel(video=queued).status == "cancelled"
+    assert videos.video_run(video_id=queued.pk).state == "finished"
+
+    running = _create(user, one_face_video, django_capture_on_commit_callbacks)
+    monkeypatch.setattr(videos, "PROGRESS_EVERY_S", 0.0)
+    real = tracked.recognise_frame
+
+    def cancel_at_frame_3(tracker, rgb, frame):
+        if frame == 3:
+            videos.video_cancel(video=VideoJob.objects.get(pk=running.pk))
+        return real(tracker, rgb, frame)
+
+    monkeypatch.setattr(videos, "recognise_frame", cancel_at_frame_3)
+    assert videos.video_run(video_id=running.pk).state == "cancelled"
+    running.refresh_from_db()
+    assert running.status == "cancelled" and running.frames_processed == 3
+    assert not VideoAppearance.objects.filter(video=running).exists()
+
+
+@pytest.mark.slow
+def test_a_run_taken_over_by_a_newer_claim_writes_nothing(
+    user, one_face_video, monkeypatch, media_root, django_capture_on_commit_callbacks
+):
+    from recognition import tracked, videos
+
+    job = _create(user, one_face_video, django_capture_on_commit_callbacks)
+    real = tracked.recognise_frame
+
+    def newer_claim_at_the_last_frame(tracker, rgb, frame):
+        if frame == 9:  # another worker claimed it meanwhile (this one looked dead)
+            VideoJob.objects.filter(pk=job.pk).update(attempts=2)
+        return real(tracker, rgb, frame)
+
+    # No progress save after the start: the fence is met only when the result is written.
+    monkeypatch.setattr(videos, "PROGRESS_EVERY_S", 1e9)
+    monkeypatch.setattr(videos, "recognise_frame", newer_claim_at_the_last_frame)
+    before = set(stored_files(media_root))
+    assert videos.video_run(video_id=job.pk).state == "superseded"
+    job.refresh_from_db()
+    assert job.status == "running" and job.result is None
+    assert not VideoAppearance.objects.filter(video=job).exists()
+    assert set(stored_files(media_root)) == before  # its thumbnails were removed again
+
+
+@pytest.mark.slow
+def test_done_once_a_second_delivery_does_nothing_and_stale_claims_are_taken_over(
+    user, one_face_video, settings, django_capture_on_commit_callbacks
+):
+    from recognition import videos
+
+    job = _create(user, one_face_video, django_capture_on_commit_callbacks)
+    # A fresh claim of another worker: busy; once its heartbeat is stale: taken over.
+    VideoJob.objects.filter(pk=job.pk).update(status="running", attempts=1, claimed_at=timezone.now())
+    assert videos.video_run(video_id=job.pk).state == "busy"
+    stale = timezone.now() - timedelta(seconds=settings.FACESITE_VIDEO_STALE_AFTER + 5)
+    VideoJob.objects.filter(pk=job.pk).update(claimed_at=stale)
+    assert videos.video_run(video_id=job.pk).state == "done"
+    job.refresh_from_db()
+    assert job.attempts == 2 and job.appearances.count() == 1
+    assert job.appearances.get().member_name == "Colin Powell"
+    assert videos.video_run(video_id=job.pk).state == "finished"
+    assert job.appearances.count() == 1
+    # Out of attempts after interruptions: failed with the reason.
+    other = _create(user, one_face_video, django_capture_on_commit_callbacks)
+    VideoJob.objects.filter(pk=other.pk).update(
+        status="running", attempts=settings.FACESITE_JOB_MAX_ATTEMPTS, claimed_at=stale
+    )
+    assert videos.video_run(video_id=other.pk).state == "failed"
+    other.refresh_from_db()
+    assert other.error_code == "interrupted"
