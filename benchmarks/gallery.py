@@ -36,6 +36,7 @@ if str(ROOT) not in sys.path:
 
 from benchmarks.common import model_dir  # noqa: E402
 from faceengine.index import GalleryIndex, IndexConfig, normalize_rows  # noqa: E402
+from faceengine.index_stores import HnswStore  # noqa: E402
 
 BATCH = 64
 
@@ -173,9 +174,10 @@ def run_size(n: int, args, rng: np.random.Generator) -> list[dict]:
         settings = [None] if backend != "hnsw" else args.ef_search
         for ef in settings:
             if ef is not None:
-                if index._faiss is None:
-                    raise SystemExit(f"the {backend} index of {n} templates has no faiss index to tune")
-                index._faiss.hnsw.efSearch = ef
+                store = index._store
+                if not isinstance(store, HnswStore):
+                    raise SystemExit(f"the {backend} index of {n} templates has no HNSW graph to tune")
+                store.set_ef_search(ef)
             row = {
                 "size": n,
                 "data": "shaped" if args.shape else "isotropic",

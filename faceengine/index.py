@@ -1,54 +1,69 @@
-"""A searchable gallery index: exact numpy search for small galleries, FAISS for big ones.
+"""A searchable gallery index that takes changes in place: exact numpy search for small
+galleries, FAISS IVF (approximate, tuned for recall@1 >= 0.99) for big ones.
 
 The index answers the same questions as :class:`faceengine.gallery.Gallery`
-(``search``, ``check_compatible``, ``len``), so it can be handed to ``Recognizer.recognize``.
-Three backends, chosen by size unless forced:
+(``search``, ``check_compatible``, ``len``), so it can be handed to ``Recognizer.recognize``,
+and it changes without a rebuild: ``replace_labels`` removes every vector of some labels and
+adds their new ones (an enrolment, a re-computed template, a deletion), at a cost that follows
+the change, not the gallery. Backends (``faceengine.index_stores``), chosen by size unless forced:
 
-* ``numpy``: a matrix product and a partial sort. Exact; the fastest for one query at a time
-  at every size measured (12.5 ms per query at 1M templates on 16 cores).
-* ``faiss``: ``IndexFlatIP``, the same exact search; 1.5-2.5x faster than numpy for batches of
-  queries from ~100k templates on, a little slower for a single query.
-* ``hnsw``: ``IndexHNSWFlat`` with inner product, approximate: under 1 ms per query at 1M
-  templates, but its build takes minutes (144 s for 1M on 16 cores), and the index is rebuilt
-  whenever the gallery changes; so only for very big galleries that change rarely.
-
-``benchmarks/gallery.py`` measures all three, with the recall HNSW costs.
+* ``numpy``: a matrix product and a partial sort. Exact; the default below ``ivf_min_size``.
+* ``ivf``: FAISS ``IVF,Flat`` with inner product; approximate, the default from
+  ``ivf_min_size`` on. ``nprobe`` is set so recall@1 stays >= 0.99 on probes made from real
+  LFW embeddings (``benchmarks/gallery_scale.py``).
+* ``ivf_sq8``: the same with 8-bit scalar quantisation: a quarter of the memory of ``ivf``
+  (about 200 bytes a vector instead of 776), for galleries that do not fit.
+* ``faiss``: exact FAISS (``IDMap2,Flat``); removing ids costs a pass over the gallery.
+* ``hnsw``: HNSW, approximate; removals are tombstones until a compaction rebuilds the graph
+  (minutes at a million vectors), so only where the gallery rarely shrinks. Opt-in.
 
 Vectors are L2-normalised on the way in (a mean template is shorter than 1), so the inner
 product is the cosine similarity. Several vectors may share a label (nearest-sample matching:
 every enrolment photo of a member is indexed); results then hold each label once, with its best
-similarity, so that "the second-best member" really is another member.
+similarity, so that "the second-best member" really is another member. Each vector has an
+integer id (the member id for templates, the embedding id for samples); with ``ids`` equal to
+the labels (one vector per label) no id-to-label map is kept, which saves ~100 bytes a vector.
 """
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from .gallery import Match, check_same_model
+from .index_stores import NUMPY_BLOCK, FaissStore, HnswStore, NumpyStore, Store
 
-BACKENDS = ("auto", "numpy", "faiss", "hnsw")
-# Queries x gallery similarity block kept under this many floats (256 MiB) by the numpy search.
-_NUMPY_BLOCK = 64 * 1024 * 1024
+BACKENDS = ("auto", "numpy", "faiss", "ivf", "ivf_sq8", "hnsw")
+APPROXIMATE = ("ivf", "ivf_sq8", "hnsw")
+# Queries x gallery similarity block of the numpy search, in floats (256 MiB).
+_NUMPY_BLOCK = NUMPY_BLOCK
 
 
 @dataclass(frozen=True)
 class IndexConfig:
-    """Which backend to use and how to tune HNSW. ``auto`` picks by gallery size."""
+    """Which backend to use and how to tune it. ``auto`` picks by gallery size."""
 
     backend: str = "auto"
-    # Exact FAISS from this many vectors on (faster for batches of queries), numpy below.
-    faiss_min_size: int = 200_000
-    # HNSW (approximate) from this many vectors on. Exact search at 1M templates still takes
-    # ~13 ms a query, while an HNSW rebuild after each gallery change takes minutes: opt-in.
-    hnsw_min_size: int = 2_000_000
+    # IVF (approximate) from this many vectors on: at 200k an exact scan on 2 cores takes
+    # ~10 ms a query, IVF well under 1 ms at recall@1 >= 0.99 (docs/benchmarks.md).
+    ivf_min_size: int = 200_000
+    # Exact FAISS / HNSW in ``auto`` from these sizes on; None: only when forced.
+    faiss_min_size: int | None = None
+    hnsw_min_size: int | None = None
+    ivf_nlist: int = 0  # 0: about 4 sqrt(size) lists
+    # Lists searched a query: recall@1 on real-embedding probes 0.99+ from 16 on at 1M.
+    ivf_nprobe: int = 32
     hnsw_m: int = 32
     hnsw_ef_construction: int = 200
     # Recall@1 at 1M templates shaped like real embeddings: 0.985 at 32, 1.0 from 64 on.
     hnsw_ef_search: int = 128
+    # HNSW graph rebuilt from its live vectors when this share of its nodes is removed.
+    hnsw_compact_fraction: float = 0.1
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -57,9 +72,11 @@ class IndexConfig:
     def choose(self, size: int) -> str:
         if self.backend != "auto":
             return self.backend
-        if size >= self.hnsw_min_size:
+        if self.hnsw_min_size is not None and size >= self.hnsw_min_size:
             return "hnsw"
-        if size >= self.faiss_min_size:
+        if size >= self.ivf_min_size:
+            return "ivf"
+        if self.faiss_min_size is not None and size >= self.faiss_min_size:
             return "faiss"
         return "numpy"
 
@@ -71,8 +88,25 @@ def normalize_rows(vectors: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(vectors / np.maximum(norms, 1e-12), dtype=np.float32)
 
 
+def make_store(backend: str, dim: int, config: IndexConfig, arrays: dict[str, np.ndarray] | None = None) -> Store:
+    """An empty store of a backend, or one restored from ``export`` arrays."""
+    if backend == "numpy":
+        return NumpyStore.restore(dim, arrays) if arrays else NumpyStore(dim)
+    if backend == "hnsw":
+        options: dict[str, Any] = {
+            "m": config.hnsw_m,
+            "ef_construction": config.hnsw_ef_construction,
+            "ef_search": config.hnsw_ef_search,
+            "compact_fraction": config.hnsw_compact_fraction,
+        }
+        return HnswStore.restore(dim, arrays, **options) if arrays is not None else HnswStore(dim, **options)
+    if arrays is not None:
+        return FaissStore.restore(backend, dim, arrays, nlist=config.ivf_nlist, nprobe=config.ivf_nprobe)
+    return FaissStore(backend, dim, nlist=config.ivf_nlist, nprobe=config.ivf_nprobe)
+
+
 class GalleryIndex:
-    """Top-k cosine search over labelled vectors of one model."""
+    """Top-k cosine search over labelled vectors of one model; changes in place."""
 
     def __init__(
         self,
@@ -81,48 +115,98 @@ class GalleryIndex:
         labels: Sequence[Hashable] = (),
         vectors: np.ndarray | None = None,
         *,
+        ids: Sequence[int] | np.ndarray | None = None,
         config: IndexConfig | None = None,
+        backend: str | None = None,
     ) -> None:
         self.model_name, self.dim = model_name, int(dim)
         self.config = config or IndexConfig()
-        self.labels = list(labels)
+        labels = list(labels)
         matrix = np.zeros((0, self.dim), np.float32) if vectors is None else np.asarray(vectors, np.float32)
-        if matrix.ndim != 2 or matrix.shape[1] != self.dim or len(matrix) != len(self.labels):
-            raise ValueError(f"Expected {len(self.labels)} vectors of dimension {self.dim}, got {matrix.shape}.")
+        if matrix.ndim != 2 or matrix.shape[1] != self.dim or len(matrix) != len(labels):
+            raise ValueError(f"Expected {len(labels)} vectors of dimension {self.dim}, got {matrix.shape}.")
         started = time.perf_counter()
-        # Label codes let results keep each label once, however many vectors it has.
-        codes: dict[Hashable, int] = {}
-        self._codes = np.fromiter(
-            (codes.setdefault(label, len(codes)) for label in self.labels), dtype=np.int64, count=len(self.labels)
-        )
-        self.label_count = len(codes)
-        self._max_per_label = int(np.bincount(self._codes).max()) if len(self._codes) else 0
-        self.backend = self.config.choose(len(self.labels))
-        self._matrix: np.ndarray | None = None
-        self._faiss = None
-        if len(self.labels):
-            normalised = normalize_rows(matrix)
-            if self.backend == "numpy":
-                self._matrix = normalised
-            else:
-                self._faiss = self._build_faiss(normalised)
+        id_array = np.arange(len(labels), dtype=np.int64) if ids is None else np.asarray(ids, np.int64)
+        if len(id_array) != len(labels) or len(np.unique(id_array)) != len(id_array):
+            raise ValueError("Every vector needs its own id.")
+        # One vector per label with the label as its id (templates by member id): no id map.
+        self.identity = ids is not None and np.array_equal(id_array, np.asarray(labels, dtype=object))
+        self._label_of: dict[int, Hashable] | None = None if self.identity else {}
+        self._ids_of_label: dict[Hashable, list[int]] | None = None if self.identity else {}
+        self._max_per_label = 1 if self.identity else 0
+        self._lock = threading.RLock()
+        self.backend = backend or self.config.choose(len(labels))
+        self._store = make_store(self.backend, self.dim, self.config)
+        self._add(labels, id_array, normalize_rows(matrix))
+        self.built_size = len(self)
         self.build_seconds = time.perf_counter() - started
 
-    def _build_faiss(self, vectors: np.ndarray):
-        import faiss  # only big galleries pay for the import
+    # ----------------------------------------------------------------------------- changes
 
-        index: faiss.Index
-        if self.backend == "hnsw":
-            index = faiss.IndexHNSWFlat(self.dim, self.config.hnsw_m, faiss.METRIC_INNER_PRODUCT)
-            index.hnsw.efConstruction = self.config.hnsw_ef_construction
-            index.hnsw.efSearch = self.config.hnsw_ef_search
+    def _add(self, labels: Sequence[Hashable], ids: np.ndarray, vectors: np.ndarray) -> None:
+        if self._label_of is not None and self._ids_of_label is not None:
+            for vector_id, label in zip(ids.tolist(), labels, strict=True):
+                self._label_of[vector_id] = label
+                same = self._ids_of_label.setdefault(label, [])
+                same.append(vector_id)
+                # An upper bound (never lowered by removals): it only sizes the raw search.
+                self._max_per_label = max(self._max_per_label, len(same))
+        self._store.add(ids, vectors)
+
+    def _remove(self, labels: Iterable[Hashable]) -> None:
+        if self._ids_of_label is None or self._label_of is None:
+            ids = np.fromiter((int(label) for label in labels), dtype=np.int64)  # type: ignore[call-overload]
         else:
-            index = faiss.IndexFlatIP(self.dim)
-        index.add(vectors)
-        return index
+            found: list[int] = []
+            for label in labels:
+                found.extend(self._ids_of_label.pop(label, ()))
+            for vector_id in found:
+                self._label_of.pop(vector_id, None)
+            ids = np.asarray(found, np.int64)
+        self._store.remove(ids)
+
+    def replace_labels(
+        self,
+        changed: Iterable[Hashable],
+        labels: Sequence[Hashable] = (),
+        ids: Sequence[int] | np.ndarray = (),
+        vectors: np.ndarray | None = None,
+    ) -> None:
+        """Drop every vector of the ``changed`` labels, then add the given vectors (the current
+        ones of those labels; a label with none left is simply gone)."""
+        id_array = np.asarray(ids, np.int64).reshape(-1)
+        matrix = np.zeros((0, self.dim), np.float32) if vectors is None else np.asarray(vectors, np.float32)
+        if matrix.ndim != 2 or matrix.shape[1] != self.dim or not len(matrix) == len(labels) == len(id_array):
+            raise ValueError(f"Expected {len(labels)} vectors of dimension {self.dim} with ids, got {matrix.shape}.")
+        if self.identity and not np.array_equal(id_array, np.asarray(labels, dtype=object)):
+            raise ValueError("This index holds one vector per label, with the label as its id.")
+        with self._lock:
+            self._remove(changed)
+            self._add(labels, id_array, normalize_rows(matrix))
+
+    def needs_rebuild(self) -> bool:
+        """Whether the size has moved so far from the build that another backend fits better,
+        or IVF's lists (trained at the build) no longer fit the vectors."""
+        ratio = len(self) / max(1, self.built_size)
+        if self.config.choose(len(self)) != self.backend and not 0.8 <= ratio <= 1.25:
+            return True
+        return self.backend in ("ivf", "ivf_sq8") and not 0.5 <= ratio <= 2.0
+
+    # ----------------------------------------------------------------------------- queries
 
     def __len__(self) -> int:
-        return len(self.labels)
+        return len(self._store)
+
+    @property
+    def labels(self) -> list[Hashable]:
+        """The label of every vector, by vector id (a full pass: for inspection, not searches)."""
+        with self._lock:
+            ids = self._store.vector_ids().tolist()
+            return list(ids) if self._label_of is None else [self._label_of[i] for i in ids]
+
+    @property
+    def label_count(self) -> int:
+        return len(self._store) if self._ids_of_label is None else len(self._ids_of_label)
 
     def __repr__(self) -> str:
         return (
@@ -136,48 +220,70 @@ class GalleryIndex:
     def search(self, queries: np.ndarray, k: int = 1) -> list[list[Match]]:
         """The k most similar labels for every query, most similar first, each label once."""
         queries = np.asarray(queries, np.float32).reshape(-1, self.dim)
-        if len(self) == 0 or len(queries) == 0:
-            return [[] for _ in range(len(queries))]
-        k = max(1, min(int(k), self.label_count))
-        # Among the best k * (most vectors of one label) vectors there are at least k labels.
-        raw_k = min(len(self), k * self._max_per_label)
-        indices, similarities = self._raw_search(normalize_rows(queries), raw_k)
-        return [self._collect(row_idx, row_sim, k) for row_idx, row_sim in zip(indices, similarities, strict=True)]
-
-    def _raw_search(self, queries: np.ndarray, raw_k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(indices, similarities), each (n_queries, raw_k), best first; -1 marks no result."""
-        if self._faiss is not None:
-            similarities, indices = self._faiss.search(queries, raw_k)
-            return indices, similarities
-        matrix = self._matrix
-        if matrix is None:  # built in __init__ for every non-empty numpy gallery
-            raise RuntimeError("GalleryIndex has neither a faiss index nor a matrix to search.")
-        block = max(1, _NUMPY_BLOCK // len(matrix))
-        all_idx, all_sim = [], []
-        for start in range(0, len(queries), block):
-            sims = queries[start : start + block] @ matrix.T
-            if raw_k < sims.shape[1]:
-                part = np.argpartition(-sims, raw_k - 1, axis=1)[:, :raw_k]
+        with self._lock:
+            if len(self) == 0 or len(queries) == 0:
+                return [[] for _ in range(len(queries))]
+            k = max(1, min(int(k), self.label_count))
+            # Among the best k * (most vectors of one label) vectors there are at least k labels.
+            raw_k = min(len(self), k * max(1, self._max_per_label))
+            if isinstance(self._store, NumpyStore):
+                ids, similarities = self._store.search(normalize_rows(queries), raw_k, _NUMPY_BLOCK)
             else:
-                part = np.broadcast_to(np.arange(sims.shape[1]), sims.shape)
-            part_sims = np.take_along_axis(sims, part, axis=1)
-            # Best first; equal similarities in index order, so results are deterministic.
-            order = np.lexsort((part, -part_sims), axis=1)
-            all_idx.append(np.take_along_axis(part, order, axis=1))
-            all_sim.append(np.take_along_axis(part_sims, order, axis=1))
-        return np.concatenate(all_idx), np.concatenate(all_sim)
+                ids, similarities = self._store.search(normalize_rows(queries), raw_k)
+            return [self._collect(row_ids, row_sim, k) for row_ids, row_sim in zip(ids, similarities, strict=True)]
 
-    def _collect(self, indices: np.ndarray, similarities: np.ndarray, k: int) -> list[Match]:
+    def _collect(self, ids: np.ndarray, similarities: np.ndarray, k: int) -> list[Match]:
         matches: list[Match] = []
-        seen: set[int] = set()
-        for index, similarity in zip(indices.tolist(), similarities.tolist(), strict=True):
-            if index < 0:
+        seen: set[Hashable] = set()
+        for vector_id, similarity in zip(ids.tolist(), similarities.tolist(), strict=True):
+            if vector_id < 0:
                 continue
-            code = int(self._codes[index])
-            if code in seen:
+            label = vector_id if self._label_of is None else self._label_of.get(vector_id)
+            if label is None or label in seen:
                 continue
-            seen.add(code)
-            matches.append(Match(self.labels[index], float(similarity)))
+            seen.add(label)
+            matches.append(Match(label, float(similarity)))
             if len(matches) == k:
                 break
         return matches
+
+    # ----------------------------------------------------------------------------- snapshots
+
+    def export(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """(metadata, named arrays) that ``restore`` turns back into this index; labels must
+        be integers (member ids)."""
+        with self._lock:
+            meta = {
+                "model": self.model_name,
+                "dim": self.dim,
+                "backend": self.backend,
+                "vectors": len(self),
+                "built_size": self.built_size,
+                "identity": self.identity,
+                "max_per_label": self._max_per_label,
+            }
+            arrays = {f"store.{name}": value for name, value in self._store.export().items()}
+            if self._label_of is not None:
+                arrays["ids"] = np.fromiter(self._label_of.keys(), np.int64, len(self._label_of))
+                arrays["labels"] = np.fromiter(self._label_of.values(), np.int64, len(self._label_of))
+            return meta, arrays
+
+    @classmethod
+    def restore(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray], config: IndexConfig) -> GalleryIndex:
+        """The index ``export`` described; ValueError when the parts do not fit together."""
+        index = cls(str(meta["model"]), int(meta["dim"]), config=config, backend=str(meta["backend"]))
+        store_arrays = {name[6:]: value for name, value in arrays.items() if name.startswith("store.")}
+        index._store = make_store(index.backend, index.dim, config, store_arrays)
+        index.identity = bool(meta["identity"])
+        if index.identity:
+            index._label_of = index._ids_of_label = None
+        else:
+            ids, labels = arrays["ids"].tolist(), arrays["labels"].tolist()
+            index._label_of, index._ids_of_label = dict(zip(ids, labels, strict=True)), {}
+            for vector_id, label in zip(ids, labels, strict=True):
+                index._ids_of_label.setdefault(label, []).append(vector_id)
+        index._max_per_label = int(meta["max_per_label"])
+        index.built_size = int(meta["built_size"])
+        if len(index) != int(meta["vectors"]) or (index._label_of is not None and len(index._label_of) != len(index)):
+            raise ValueError(f"The stored index holds {len(index)} vectors, its description says {meta['vectors']}.")
+        return index

@@ -205,6 +205,34 @@ class GalleryVersion(models.Model):
         return self.token
 
 
+class GalleryLogHead(models.Model):
+    """One row: the last sequence number handed to a gallery change, and how far the change log
+    has been pruned. Writers increment ``seq`` with the row locked until their commit, so the
+    numbers are handed out in commit order (see members.services.gallery_log); ``epoch`` is new
+    whenever the row is created again (a database emptied or restored), so no worker mistakes a
+    new log for the one its index followed."""
+
+    seq = models.BigIntegerField(default=0)
+    pruned_through = models.BigIntegerField(default=0)
+    epoch = models.CharField(max_length=32)
+
+    def __str__(self) -> str:
+        return f"{self.epoch}:{self.seq}"
+
+
+class GalleryChange(models.Model):
+    """A committed change of a member's vectors (templates and sample embeddings, every model):
+    a worker's index re-reads that member's rows. ``member_id`` None: anything may have changed
+    (a restore), every index is rebuilt. No foreign key: a deleted member's entry stays."""
+
+    seq = models.BigIntegerField(db_index=True)
+    member_id = models.BigIntegerField(null=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.seq}: member {self.member_id}"
+
+
 class AuditEntry(models.Model):
     """Who changed which member, how and when; written by members.services in the transaction
     of the change itself, so an entry exists exactly when the change committed.

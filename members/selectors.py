@@ -1,9 +1,9 @@
 """Reads: members, names, and the per-process gallery index of the active model.
 
-The index is cached per worker process and rebuilt when the gallery version token in the
-database differs from the one it was built at. The token is read *before* the rows, so an index
-can only be newer than its token, never older: a change committed during a build makes the next
-search rebuild again, and no search after a committed add or delete can miss it.
+The index is cached per worker process with the gallery change-log position it is current to;
+before a search it applies the changes committed since (``gallery_cached``), so a change reaches
+every worker's next search without a rebuild. A starting process loads the shared snapshot
+(members.snapshots) and applies the log from its position, instead of reading every row.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ from .models import (
     AuditEntry,
     Embedding,
     FaceSample,
+    GalleryChange,
+    GalleryLogHead,
     GalleryVersion,
     Member,
     Template,
@@ -47,12 +49,16 @@ GALLERY_DEFAULTS = {
     # The target share of strangers' faces named as somebody, per face.
     "FALSE_ACCEPT_RATE": 0.01,
     "TOP_K": 3,
-    "INDEX_BACKEND": "auto",  # auto | numpy | faiss | hnsw
-    "FAISS_MIN_SIZE": IndexConfig.faiss_min_size,
-    "HNSW_MIN_SIZE": IndexConfig.hnsw_min_size,
+    "INDEX_BACKEND": "auto",  # auto | numpy | ivf | ivf_sq8 | faiss | hnsw
+    "IVF_MIN_SIZE": IndexConfig.ivf_min_size,
+    "IVF_NLIST": IndexConfig.ivf_nlist,
+    "IVF_NPROBE": IndexConfig.ivf_nprobe,
+    "FAISS_MIN_SIZE": IndexConfig.faiss_min_size,  # None: exact FAISS only when chosen
+    "HNSW_MIN_SIZE": IndexConfig.hnsw_min_size,  # None: HNSW only when chosen
     "HNSW_M": IndexConfig.hnsw_m,
     "HNSW_EF_CONSTRUCTION": IndexConfig.hnsw_ef_construction,
     "HNSW_EF_SEARCH": IndexConfig.hnsw_ef_search,
+    "HNSW_COMPACT_FRACTION": IndexConfig.hnsw_compact_fraction,
 }
 
 
@@ -62,13 +68,18 @@ def gallery_settings() -> dict:
 
 def index_config() -> IndexConfig:
     config = gallery_settings()
+    optional = {key: None if config[key] is None else int(config[key]) for key in ("FAISS_MIN_SIZE", "HNSW_MIN_SIZE")}
     return IndexConfig(
         backend=config["INDEX_BACKEND"],
-        faiss_min_size=int(config["FAISS_MIN_SIZE"]),
-        hnsw_min_size=int(config["HNSW_MIN_SIZE"]),
+        ivf_min_size=int(config["IVF_MIN_SIZE"]),
+        ivf_nlist=int(config["IVF_NLIST"]),
+        ivf_nprobe=int(config["IVF_NPROBE"]),
+        faiss_min_size=optional["FAISS_MIN_SIZE"],
+        hnsw_min_size=optional["HNSW_MIN_SIZE"],
         hnsw_m=int(config["HNSW_M"]),
         hnsw_ef_construction=int(config["HNSW_EF_CONSTRUCTION"]),
         hnsw_ef_search=int(config["HNSW_EF_SEARCH"]),
+        hnsw_compact_fraction=float(config["HNSW_COMPACT_FRACTION"]),
     )
 
 
@@ -198,9 +209,6 @@ def member_faces(*, member: Member | int) -> QuerySet[FaceSample]:
 
 # --------------------------------------------------------------------------------- gallery
 
-_cache: dict[tuple[str, int, str], tuple[str, GalleryIndex]] = {}
-_cache_lock = threading.Lock()
-
 
 def audit_entries_for_member(*, member_id: int) -> QuerySet[AuditEntry]:
     """The member's audit log, newest first (it outlives the member: entries keep the id)."""
@@ -210,6 +218,37 @@ def audit_entries_for_member(*, member_id: int) -> QuerySet[AuditEntry]:
 def gallery_version() -> str:
     """The current gallery token ("" before the first change)."""
     return GalleryVersion.objects.filter(pk=1).values_list("token", flat=True).first() or ""
+
+
+@dataclass(frozen=True)
+class LogHead:
+    """The committed head of the gallery change log: every change up to ``seq`` is committed."""
+
+    seq: int
+    pruned_through: int
+    epoch: str
+
+
+def gallery_log_head() -> LogHead:
+    row = GalleryLogHead.objects.filter(pk=1).values_list("seq", "pruned_through", "epoch").first()
+    return LogHead(0, 0, "") if row is None else LogHead(int(row[0]), int(row[1]), str(row[2]))
+
+
+@dataclass
+class CachedGallery:
+    """A process's index of one gallery and the change-log position it is current to."""
+
+    index: GalleryIndex
+    seq: int
+    epoch: str
+    source: str  # "database" or "snapshot", where the index was first built from
+
+
+_cache: dict[tuple[str, int, str], CachedGallery] = {}
+_cache_lock = threading.Lock()
+# More changed members than this share of the gallery at once: a rebuild is cheaper.
+_REBUILD_SHARE = 0.2
+_MEMBERS_PER_QUERY = 2000
 
 
 def clear_gallery_cache() -> None:
@@ -224,50 +263,147 @@ def gallery_for_model(*, model_name: str, dim: int, match: str | None = None) ->
     ``match`` is "template" (one mean vector per member, the default) or "sample" (every
     enrolment face; results still name each member once, with its best face).
     """
+    return gallery_cached(model_name=model_name, dim=dim, match=match).index
+
+
+def gallery_cached(*, model_name: str, dim: int, match: str | None = None) -> CachedGallery:
+    """``gallery_for_model`` with the log position of the index.
+
+    The log head is read *before* anything else, and the changes after the index's position
+    are applied before the search: every change up to the head is committed (the head is
+    handed out in commit order, members.services.gallery_log), so no search that starts after
+    a committed change misses it. Members' rows are read after the head, so the index can only
+    be newer than its position, never older; re-applying a newer change is harmless (it
+    re-reads the member's current rows).
+    """
     match = match or gallery_settings()["MATCH"]
     if match not in MATCH_MODES:
         raise InvalidInput(f"match must be one of {MATCH_MODES}, got {match!r}.")
     key = (model_name, int(dim), match)
-    token = gallery_version()
+    head = gallery_log_head()
     cached = _cache.get(key)
-    if cached is not None and cached[0] == token:
-        return cached[1]
+    if cached is not None and (cached.epoch, cached.seq) == (head.epoch, head.seq):
+        return cached
     with _cache_lock:
         cached = _cache.get(key)
-        if cached is not None and cached[0] == token:
-            return cached[1]
-        started = time.perf_counter()
-        labels, vectors = _gallery_rows(model_name, int(dim), match)
-        index = GalleryIndex(model_name, int(dim), labels, vectors, config=index_config())
-        _cache[key] = (token, index)
-        logger.info(
-            "Gallery index for %s (%s) rebuilt: %d vectors, %s backend, %.3f s",
-            model_name,
-            match,
-            len(index),
-            index.backend,
-            time.perf_counter() - started,
+        if cached is None:
+            cached = _load_snapshot(key, head) or _build(key)
+        if (cached.epoch, cached.seq) != (head.epoch, head.seq):
+            cached = _catch_up(key, cached, head)
+        _cache[key] = cached
+        return cached
+
+
+def _build(key: tuple[str, int, str]) -> CachedGallery:
+    """The index read whole from the database, at the log head read before the rows."""
+    model_name, dim, match = key
+    started = time.perf_counter()
+    head = gallery_log_head()
+    labels, ids, vectors = _gallery_rows(model_name, dim, match)
+    index = GalleryIndex(model_name, dim, labels, vectors, ids=ids, config=index_config())
+    logger.info(
+        "Gallery index for %s (%s) built from the database: %d vectors, %s backend, %.3f s",
+        model_name,
+        match,
+        len(index),
+        index.backend,
+        time.perf_counter() - started,
+    )
+    return CachedGallery(index, head.seq, head.epoch, "database")
+
+
+def _load_snapshot(key: tuple[str, int, str], head: LogHead) -> CachedGallery | None:
+    """The index of the shared snapshot, when there is a usable one; None otherwise."""
+    from faceengine.snapshot import SnapshotError, read_snapshot
+
+    from .snapshots import snapshot_path
+
+    model_name, dim, match = key
+    path = snapshot_path(model_name, dim, match)
+    if not path.exists():
+        return None
+    started = time.perf_counter()
+    try:
+        index, info = read_snapshot(path, model_name=model_name, dim=dim, match=match, config=index_config())
+    except (SnapshotError, OSError) as exc:
+        logger.warning("Gallery snapshot %s not used (%s); building from the database.", path, exc)
+        return None
+    # Of another log (the database was emptied or restored since), or older than what the
+    # log still holds, or from a future the database does not have: the database decides.
+    if info.epoch != head.epoch or info.seq < head.pruned_through or info.seq > head.seq:
+        logger.warning(
+            "Gallery snapshot %s (log %s at %d) does not fit the change log (%s at %d, pruned through %d); "
+            "building from the database.",
+            path,
+            info.epoch,
+            info.seq,
+            head.epoch,
+            head.seq,
+            head.pruned_through,
         )
-        return index
+        return None
+    logger.info(
+        "Gallery index for %s (%s) loaded from %s: %d vectors at change %d, %.3f s",
+        model_name,
+        match,
+        path,
+        len(index),
+        info.seq,
+        time.perf_counter() - started,
+    )
+    return CachedGallery(index, info.seq, info.epoch, "snapshot")
 
 
-def _gallery_rows(model_name: str, dim: int, match: str) -> tuple[list[int], np.ndarray]:
-    rows: QuerySet[Any, tuple[int, bytes | memoryview]]
+def _catch_up(key: tuple[str, int, str], cached: CachedGallery, head: LogHead) -> CachedGallery:
+    """Apply the log's changes after the index's position, or rebuild where they cannot be."""
+    model_name, dim, match = key
+    if cached.epoch != head.epoch or cached.seq > head.seq:
+        return _build(key)  # another log: the database was emptied or restored
+    changed = list(
+        GalleryChange.objects.filter(seq__gt=cached.seq, seq__lte=head.seq).values_list("member_id", flat=True)
+    )
+    # Read after the entries: a pruning committed its mark before deleting any of them.
+    if gallery_log_head().pruned_through > cached.seq:
+        return _build(key)  # entries this index needs are gone
+    members = {m for m in changed if m is not None}
+    if None in changed or len(members) > max(100, _REBUILD_SHARE * len(cached.index)):
+        return _build(key)
+    ordered = sorted(members)
+    for start in range(0, len(ordered), _MEMBERS_PER_QUERY):
+        chunk = ordered[start : start + _MEMBERS_PER_QUERY]
+        labels, ids, vectors = _gallery_rows(model_name, dim, match, member_ids=chunk)
+        cached.index.replace_labels(chunk, labels, ids, vectors)
+    if cached.index.needs_rebuild():
+        return _build(key)
+    return CachedGallery(cached.index, head.seq, head.epoch, cached.source)
+
+
+def _gallery_rows(
+    model_name: str, dim: int, match: str, member_ids: list[int] | None = None
+) -> tuple[list[int], list[int], np.ndarray]:
+    """(member ids, vector ids, vectors) of the active gallery, or of some members of it.
+    Vector ids are member ids for templates and embedding ids for samples."""
+    rows: QuerySet[Any, tuple[int, int, bytes | memoryview]]
     if match == "template":
         rows = (
             Template.objects.filter(model_name=model_name, dim=dim, count__gt=0, member__is_active=True)
             .order_by("member_id")
-            .values_list("member_id", "vector")
+            .values_list("member_id", "member_id", "vector")
         )
+        if member_ids is not None:
+            rows = rows.filter(member_id__in=member_ids)
     else:
         rows = (
             Embedding.objects.filter(model_name=model_name, dim=dim, face__member__is_active=True)
             .order_by("face__member_id", "id")
-            .values_list("face__member_id", "vector")
+            .values_list("face__member_id", "id", "vector")
         )
+        if member_ids is not None:
+            rows = rows.filter(face__member_id__in=member_ids)
     labels: list[int] = []
+    ids: list[int] = []
     chunks: list[bytes] = []
-    for member_id, vector in rows.iterator(chunk_size=5000):
+    for member_id, vector_id, vector in rows.iterator(chunk_size=5000):
         data = bytes(vector)
         if len(data) != dim * VECTOR_DTYPE.itemsize:
             logger.warning(
@@ -279,6 +415,7 @@ def _gallery_rows(model_name: str, dim: int, match: str) -> tuple[list[int], np.
             )
             continue
         labels.append(member_id)
+        ids.append(vector_id)
         chunks.append(data)
     vectors = np.frombuffer(b"".join(chunks), dtype=VECTOR_DTYPE).reshape(len(labels), dim)
-    return labels, vectors.astype(np.float32)
+    return labels, ids, vectors.astype(np.float32)

@@ -54,3 +54,13 @@ def bulk_enroll_task(bulk_id: str) -> dict | None:
     from .bulk import bulk_run
 
     return bulk_run(bulk_id=bulk_id)
+
+
+@shared_task(name="members.gallery_snapshot")
+def gallery_snapshot_task() -> dict:
+    """Beat, every FACESITE_GALLERY_SNAPSHOT_INTERVAL s: the snapshot starting workers load,
+    then the change log pruned behind it (``manage.py gallery_snapshot``)."""
+    from .snapshots import log_prune_behind_snapshots, snapshots_write_active
+
+    written = snapshots_write_active()
+    return {"snapshots": [w.as_dict() for w in written], "log_pruned": log_prune_behind_snapshots()}

@@ -116,7 +116,7 @@ def member_create(
                 # Locking the fresh row costs nothing and keeps one rule for every template write.
                 lock_member(member.pk)
                 template, outliers = write_faces(member.pk, prepared, names, model_name, dim)
-                bump_gallery_version()
+                bump_gallery_version(member.pk)
             audit_record(
                 action=AuditEntry.Action.CREATE,
                 member_id=member.pk,
@@ -180,7 +180,7 @@ def member_add_faces(
                 # Every model's template described the old faces only.
                 Template.objects.filter(member_id=member_id).delete()
             template, outliers = write_faces(member_id, prepared, names, recognizer.model_name, recognizer.dim)
-            bump_gallery_version()
+            bump_gallery_version(member_id)
             audit_record(
                 action=AuditEntry.Action.ADD_FACES,
                 member_id=member_id,
@@ -260,7 +260,7 @@ def member_update(
                     details={"external_id": locked.external_id},
                 ) from None
         if activity_changed:
-            bump_gallery_version()
+            bump_gallery_version(member_id)
         # Only the values that really changed: [before, after] each.
         diff = {
             name: [before[name], getattr(locked, name)] for name in changed if before[name] != getattr(locked, name)
@@ -289,7 +289,7 @@ def member_delete(*, member: Member | int, actor: Any = None) -> None:
         uploads = [n for n in PhotoUpload.objects.filter(member_id=member_id).values_list("file", flat=True) if n]
         snapshot = {"display_name": locked.display_name, "external_id": locked.external_id, "faces": len(names)}
         locked.delete()
-        bump_gallery_version()
+        bump_gallery_version(member_id)
         audit_record(
             action=AuditEntry.Action.DELETE,
             member_id=member_id,
@@ -325,7 +325,7 @@ def face_delete(*, faces: Iterable[FaceSample | int], actor: Any = None) -> int:
             outliers = outliers_refresh(member_id)
             for model_name in models:
                 template_rebuild(member_id, model_name)
-            bump_gallery_version()
+            bump_gallery_version(member_id)
             audit_record(
                 action=AuditEntry.Action.DELETE_FACES,
                 member_id=member_id,
@@ -371,7 +371,7 @@ def member_face_confirm(*, faces: Iterable[FaceSample | int], actor: Any = None)
             models = set(Embedding.objects.filter(face_id__in=ids).values_list("model_name", flat=True))
             for model_name in sorted(models):
                 template_rebuild(member_id, model_name)
-            bump_gallery_version()
+            bump_gallery_version(member_id)
             audit_record(
                 action=AuditEntry.Action.CONFIRM_FACES,
                 member_id=member_id,
@@ -420,7 +420,7 @@ def member_recompute_embeddings(
                 defaults={"dim": recognizer.dim, "vector": vector_to_bytes(vectors[face_id])},
             )
         template = template_rebuild(member_id, recognizer.model_name)
-        bump_gallery_version()
+        bump_gallery_version(member_id)
         audit_record(
             action=AuditEntry.Action.RECOMPUTE,
             member_id=member_id,

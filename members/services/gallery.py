@@ -1,4 +1,5 @@
-"""Locked writes of the gallery: the member row lock, templates, face rows and the version token.
+"""Locked writes of the gallery: the member row lock, templates, face rows, the version token
+and the change log.
 
 Every function here expects its caller to hold the member row (``lock_member``) inside a
 transaction; the gallery version changes last, so every worker's index notices the commit.
@@ -33,6 +34,7 @@ from ..models import (
     vector_from_bytes,
     vector_to_bytes,
 )
+from .gallery_log import log_changes
 from .photos import PreparedPhoto
 
 logger = logging.getLogger(__name__)
@@ -71,17 +73,18 @@ def lock_member(member_id: int) -> Member:
     return member
 
 
-def bump_gallery_version() -> None:
-    """Change the token every worker compares its cached index with (last write of a transaction,
-    so the row is locked only until the commit)."""
+def bump_gallery_version(*member_ids: int) -> int:
+    """Change the version token and log the change of these members' vectors (none given:
+    anything may have changed, every worker rebuilds). The last writes of a transaction, so
+    their rows are locked only until the commit; returns the change's log sequence number."""
     token, now = uuid.uuid4().hex, timezone.now()
-    if GalleryVersion.objects.filter(pk=1).update(token=token, changed_at=now):
-        return
-    try:
-        with transaction.atomic():
-            GalleryVersion.objects.create(pk=1, token=token)
-    except IntegrityError:
-        GalleryVersion.objects.filter(pk=1).update(token=token, changed_at=now)
+    if not GalleryVersion.objects.filter(pk=1).update(token=token, changed_at=now):
+        try:
+            with transaction.atomic():
+                GalleryVersion.objects.create(pk=1, token=token)
+        except IntegrityError:
+            GalleryVersion.objects.filter(pk=1).update(token=token, changed_at=now)
+    return log_changes(member_ids or None)
 
 
 def _locked_template(member_id: int, model_name: str) -> Template | None:
