@@ -173,3 +173,94 @@ def test_real_frames_one_track_named_after_k_frames_and_embedded_only_when_neede
     photo = load_image(lfw_photos(lfw_dir, "Gerhard_Schroeder")[0])
     last = [recognise_frame(stranger, f, i) for i, f in enumerate(_frames(photo, 5))][-1]
     assert last.faces[0].identity.state == UNKNOWN
+
+
+# ------------------------------------------------------------------------------- the camera endpoint
+
+
+@pytest.fixture
+def camera_client(django_user_model):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.force_authenticate(django_user_model.objects.create_user("cam", password="pw-cam-12345"))
+    return client
+
+
+def _frame(client, data: bytes, stream: str = "s1"):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return client.post(
+        "/api/v1/camera/frame",
+        {"stream": stream, "frame": SimpleUploadedFile("f.png", data, content_type="image/png")},
+        format="multipart",
+    )
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("fake_threshold")
+def test_camera_frames_keep_their_tracks_across_requests_and_name_after_k(fake_engine, camera_client):
+    from members.services import member_create
+    from recognition import camera
+    from tests.fakes import draw_photo, face_photo
+
+    camera.stream_store().clear()
+    red = member_create(display_name="Red Person", photos=[face_photo("red")]).member
+    answers = []
+    for i in range(4):
+        photo = draw_photo([("red", (10 + i, 10, 40, 50)), ("blue", (100, 20, 40, 50))], size=(200, 120))
+        response = _frame(camera_client, photo)
+        assert response.status_code == 200, response.json()
+        answers.append(sorted(response.json()["faces"], key=lambda f: f["box"][0]))
+    # One track per face, across requests.
+    assert len({a[0]["track"] for a in answers}) == 1 and len({a[1]["track"] for a in answers}) == 1
+    assert [a[0]["state"] for a in answers] == ["pending", "pending", "known", "known"]
+    assert answers[-1][0]["member_id"] == red.pk and answers[-1][0]["member"] == "Red Person"
+    assert answers[-1][1]["state"] == "unknown" and answers[-1][1]["member_id"] is None
+    assert [a[0]["embedded"] for a in answers] == [True, True, True, False]
+    # Another stream of the same user starts its own tracks.
+    other = _frame(camera_client, draw_photo([("red", (10, 10, 40, 50))], size=(200, 120)), stream="s2").json()
+    assert other["frame"] == 0 and other["faces"][0]["state"] == "pending"
+
+
+@pytest.mark.django_db
+def test_camera_bad_frames_and_stream_ids_are_refused(fake_engine, camera_client, settings):
+    from tests.fakes import draw_photo, face_photo
+
+    assert _frame(camera_client, face_photo("red"), stream="../etc").status_code == 400
+    response = _frame(camera_client, b"not an image")
+    assert response.status_code == 415 and response.json()["error"]["code"] == "unsupported_image_type"
+    response = _frame(camera_client, draw_photo([], size=(800, 600)))
+    assert response.status_code == 413 and "640 px" in response.json()["error"]["message"]
+    settings.FACESITE_CAMERA_MAX_FRAME_BYTES = 200
+    assert _frame(camera_client, face_photo("red")).json()["error"]["code"] == "request_too_large"
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("fake_threshold")
+def test_camera_has_its_own_rate_limit(fake_engine, camera_client, settings):
+    from tests.fakes import face_photo
+
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "camera": "3/min"},
+    }
+    codes = [_frame(camera_client, face_photo("red")).status_code for _ in range(4)]
+    assert codes == [200, 200, 200, 429]
+
+
+def test_stream_store_is_bounded_and_expires(monkeypatch):
+    from recognition import camera
+
+    store = camera.StreamStore(max_streams=2, ttl=60)
+    first = store.get((1, "a"))
+    store.get((1, "b"))
+    assert store.get((1, "a")) is first
+    store.get((1, "c"))  # "b" was used least recently: it goes
+    assert len(store) == 2 and store.get((1, "a")) is first
+    clock = [1000.0]
+    monkeypatch.setattr(camera.time, "monotonic", lambda: clock[0])
+    store = camera.StreamStore(max_streams=5, ttl=60)
+    old = store.get((1, "a"))
+    clock[0] += 61
+    assert store.get((1, "a")) is not old  # forgotten after the ttl: a fresh tracker
