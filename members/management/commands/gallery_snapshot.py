@@ -27,9 +27,13 @@ class Command(BaseCommand):
         from members.selectors import gallery_settings
 
         if options["model"] or options["match"]:
-            spec = active_model_spec(options["model"])
             match = options["match"] or gallery_settings()["MATCH"]
-            written = [snapshot_write(model_name=spec.name, dim=options["dim"] or spec.dim, match=match)]
+            if options["model"] and options["dim"]:  # any stored gallery, described or not
+                model_name, dim = options["model"], options["dim"]
+            else:
+                spec = active_model_spec(options["model"])
+                model_name, dim = spec.name, spec.dim
+            written = [snapshot_write(model_name=model_name, dim=dim, match=match)]
         else:
             written = snapshots_write_active()
         pruned = 0 if options["no_prune"] else log_prune_behind_snapshots()
