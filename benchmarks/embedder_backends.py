@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/embedder_backends.py [--models mobilefacenet,mobilefacenet-keras]
         [--batch-sizes 1,8,32] [--repeat 7] [--threads N] [--flip] [--json artifacts/embedder-backends.json]
 
-    e.g. --models mobilefacenet,sface,mobilefacenet+sface: the cost per face of each choice of model.
+    e.g. --models mobilefacenet,sface,mobilefacenet_sface: the cost per face of each choice of model.
 
 Each model is loaded through the registry from FACESITE_MODEL_DIR (var/models by default), as the
 engine loads it. The same 112x112 faces go through every model in turn, interleaved batch by

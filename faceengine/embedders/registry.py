@@ -111,7 +111,8 @@ SFACE = ModelSpec(
     },
 )
 MOBILEFACENET_SFACE = ModelSpec(
-    name="mobilefacenet+sface",
+    # No "+" in the name: it travels in URL queries (where "+" reads as a space) and backups.
+    name="mobilefacenet_sface",
     backend="fused",
     filename="",
     dim=DEFAULT_MODEL.dim + SFACE.dim,

@@ -128,5 +128,5 @@ def test_faceengine_load_builds_the_fused_model():
     if not is_installed(MOBILEFACENET_SFACE, model_dir()):
         pytest.skip(f"MobileFaceNet and SFace are not both in {model_dir()}: run `manage.py fetch_models`")
     require_yunet()
-    recognizer = faceengine.load(model_dir(), model="mobilefacenet+sface")
-    assert (recognizer.model_name, recognizer.dim) == ("mobilefacenet+sface", 320)
+    recognizer = faceengine.load(model_dir(), model="mobilefacenet_sface")
+    assert (recognizer.model_name, recognizer.dim) == ("mobilefacenet_sface", 320)

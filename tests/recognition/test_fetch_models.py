@@ -135,7 +135,7 @@ def test_default_fetch_brings_the_configured_model_sface_and_the_detectors(empty
     call_command("fetch_models", stdout=io.StringIO())
     assert fetched == ["mobilefacenet", "sface", "yunet"]
     fetched.clear()
-    call_command("fetch_models", "--model", "mobilefacenet+sface", stdout=io.StringIO())
+    call_command("fetch_models", "--model", "mobilefacenet_sface", stdout=io.StringIO())
     assert fetched == ["mobilefacenet", "sface", "yunet"]
     fetched.clear()
     call_command("fetch_models", "--model", "sface", stdout=io.StringIO())
@@ -152,7 +152,7 @@ def test_sface_file_with_wrong_checksum_installs_nothing(empty_model_dir, tmp_pa
 
 def test_a_fused_model_has_no_file_of_its_own(empty_model_dir, tmp_path):
     with pytest.raises(CommandError, match="fused from mobilefacenet, sface"):
-        call_command("fetch_models", "--model", "mobilefacenet+sface", "--file", str(tmp_path / "x.onnx"))
+        call_command("fetch_models", "--model", "mobilefacenet_sface", "--file", str(tmp_path / "x.onnx"))
 
 
 def test_the_float32_rewrite_installs_as_it_is(empty_model_dir):
