@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from faceengine.tracking import Identity, Track, Tracker
+from faceengine.tracking import Identity, Track, Tracker, face_signature
 from facesite import engine
 
 
@@ -42,7 +42,8 @@ def recognise_frame(tracker: Tracker, rgb: np.ndarray, frame: int) -> FrameResul
 
     recognizer = engine.recognizer()
     found = recognizer.detector.detect(rgb)
-    assignments = tracker.update([face.box for face in found], frame)
+    assignments = tracker.update([face.box for face in found], frame, [face_signature(rgb, face.box) for face in found])
+    tracks = {a.detection: a.track for a in assignments}
     todo = [a for a in assignments if a.needs_embedding]
     threshold = None
     if todo:
@@ -54,13 +55,14 @@ def recognise_frame(tracker: Tracker, rgb: np.ndarray, frame: int) -> FrameResul
         for assignment, vector, matches in zip(todo, vectors, gallery.search(vectors, k=1), strict=True):
             similarity = float(matches[0].similarity) if matches else None
             label: Any = matches[0].label if matches and similarity is not None and similarity >= threshold else None
-            assignment.track.record(vector, None if label is None else int(label), similarity, frame)
+            vote = None if label is None else int(label)
+            tracks[assignment.detection] = tracker.record(assignment.track, vector, vote, similarity, frame)
     faces = [
         TrackedFace(
             box=tuple(float(v) for v in found[a.detection].box),  # type: ignore[arg-type]
             score=float(found[a.detection].score),
-            track=a.track,
-            identity=a.track.identity,
+            track=tracks[a.detection],
+            identity=tracks[a.detection].identity,
             embedded=a.needs_embedding,
         )
         for a in assignments

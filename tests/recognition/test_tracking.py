@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from faceengine.tracking import KNOWN, PENDING, UNKNOWN, Tracker, TrackerConfig, iou
+from faceengine.tracking import KNOWN, PENDING, UNKNOWN, Tracker, TrackerConfig, face_signature, iou
 from tests.fakes import lfw_photos
 
 VEC = np.ones(4, np.float32) / 2
@@ -80,6 +80,45 @@ def test_embedded_while_new_then_only_every_n_frames_or_after_a_big_move():
     assert _step(tracker, [[140, 100, 80, 80]], 26)[0].needs_embedding
     # So does a face that came much closer (its box grew).
     assert _step(tracker, [[130, 90, 120, 120]], 27)[0].needs_embedding
+
+
+def test_somebody_else_in_the_same_place_is_re_embedded_and_gets_a_track_of_their_own():
+    rng = np.random.default_rng(1)
+    face_a, face_b = rng.integers(0, 255, (80, 80, 3)), rng.integers(0, 255, (80, 80, 3))
+    box = [100, 100, 80, 80]
+
+    def frame_with(face):
+        rgb = np.zeros((300, 300, 3), np.uint8)
+        rgb[100:180, 100:180] = face
+        return rgb
+
+    config = TrackerConfig(agree=2, window=3, reembed_every=100)
+    tracker = Tracker(config)
+    a_vec, b_vec = np.array([1, 0, 0, 0], np.float32), np.array([0, 1, 0, 0], np.float32)
+    for frame in range(4):
+        rgb = frame_with(face_a)
+        (assignment,) = tracker.update([box], frame, [face_signature(rgb, box)])
+        if assignment.needs_embedding:
+            tracker.record(assignment.track, a_vec, 1, 0.9, frame)
+    assert not assignment.needs_embedding  # settled, still, the same look: no embedding
+    rgb = frame_with(face_b)  # a cut: another face where the first one was
+    (assignment,) = tracker.update([box], 4, [face_signature(rgb, box)])
+    assert assignment.needs_embedding and assignment.track.id == 1
+    successor = tracker.record(assignment.track, b_vec, None, 0.1, 4)
+    assert successor.id == 2 and list(successor.votes) == [(None, 0.1)]
+    first, second = tracker.finish()
+    assert (first.id, first.first_frame, first.last_frame, first.overall().label) == (1, 0, 3, 1)
+    assert (second.id, second.first_frame, second.last_frame) == (2, 4, 4)
+
+
+def test_face_signature_is_a_correlation():
+    rng = np.random.default_rng(2)
+    rgb = rng.integers(0, 255, (120, 120, 3)).astype(np.uint8)
+    same = face_signature(rgb, [10, 10, 80, 80])
+    assert float(same @ same) == pytest.approx(1.0, abs=1e-5)
+    assert float(same @ face_signature(rgb, [11, 10, 80, 80])) > 0.8  # a pixel of jitter
+    assert abs(float(same @ face_signature(rgb[::-1].copy(), [10, 10, 80, 80]))) < 0.5
+    assert face_signature(rgb, [115, 115, 3, 3]).shape == (64,)  # a box at the edge, tiny
 
 
 # ------------------------------------------------------------------------------- identity

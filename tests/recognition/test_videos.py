@@ -29,7 +29,7 @@ def write_video(path: Path, segments: list[tuple[np.ndarray | None, int, float]]
     """An mp4 (MPEG-4 part 2) of ``segments``: (RGB photo or None for an empty frame, x, seconds)."""
     import cv2
 
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, SIZE)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, SIZE)
     assert writer.isOpened(), "OpenCV cannot write mp4 here"
     for photo, x, seconds in segments:
         frame = np.full((SIZE[1], SIZE[0], 3), 70, np.uint8)
