@@ -13,8 +13,9 @@ urlpatterns = [
     path("jobs/<int:job_id>/faces/<int:face_index>/enrol", views.job_face_enrol, name="job-face-enrol"),
     path("camera/", video_views.camera, name="camera"),
     path("videos/", video_views.video_list, name="video-list"),
-    path("videos/<int:video_id>/", video_views.video_detail, name="video-detail"),
-    path("videos/<int:video_id>/file", video_views.video_file, name="video-file"),
+    # A video job's id is a job id too: the same path argument as photo jobs.
+    path("videos/<int:job_id>/", video_views.video_detail, name="video-detail"),
+    path("videos/<int:job_id>/file", video_views.video_file, name="video-file"),
     path("unknown/", unknown_views.unknown_list, name="unknown-list"),
     path("unknown/faces/<int:face_id>/crop", unknown_views.unknown_face_crop, name="unknown-face-crop"),
     # One address for every cluster form (the cluster and the action are fields of the form).

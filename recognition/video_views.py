@@ -53,8 +53,8 @@ def _video_or_404(request: HttpRequest, video_id: int) -> VideoJob:
 
 
 @login_required
-def video_detail(request: HttpRequest, video_id: int) -> HttpResponse:
-    video = _video_or_404(request, video_id)
+def video_detail(request: HttpRequest, job_id: int) -> HttpResponse:
+    video = _video_or_404(request, job_id)
     return render(
         request,
         "recognition/video_detail.html",
@@ -68,9 +68,9 @@ def video_detail(request: HttpRequest, video_id: int) -> HttpResponse:
 
 
 @login_required
-def video_file(request: HttpRequest, video_id: int) -> HttpResponse | StreamingHttpResponse | FileResponse:
+def video_file(request: HttpRequest, job_id: int) -> HttpResponse | StreamingHttpResponse | FileResponse:
     """The uploaded video, to its owner only; answers a Range request with 206 (seeking)."""
-    video = _video_or_404(request, video_id)
+    video = _video_or_404(request, job_id)
     try:
         name = stored_name(video.video)
         size = video.video.storage.size(name)

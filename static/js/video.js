@@ -33,7 +33,8 @@
     }
     var text = document.createElement("span");
     text.textContent = (known ? item.member : "unknown") + " · " + clock(item.start_s) + "–" + clock(item.end_s) +
-      (item.best_similarity !== null ? " · best " + item.best_similarity.toFixed(2) : "");
+      (item.best_similarity === null ? "" :
+        (known ? " · best " : " · nearest member ") + item.best_similarity.toFixed(2));
     button.appendChild(text);
     button.addEventListener("click", function () {
       player.currentTime = item.start_s;

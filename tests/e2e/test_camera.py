@@ -153,3 +153,67 @@ def test_a_denied_camera_gets_a_clear_message(live_server, tmp_path, django_user
     finally:
         browser.close()
         playwright.stop()
+
+
+def write_webm(path: Path, segments: list[tuple[np.ndarray, int, float]], fps: int = 10) -> Path:
+    """A WebM (VP8, which Chromium plays) of (RGB photo, x, seconds) segments, 640x480."""
+    import cv2
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"VP80"), fps, (WIDTH, HEIGHT))
+    assert writer.isOpened(), "OpenCV cannot write WebM here"
+    for photo, x, seconds in segments:
+        frame = np.full((HEIGHT, WIDTH, 3), 80, np.uint8)
+        h, w = photo.shape[:2]
+        frame[115 : 115 + h, x : x + w] = photo[:, :, ::-1]
+        for _ in range(round(seconds * fps)):
+            writer.write(frame)
+    writer.release()
+    return path
+
+
+def test_the_video_page_lists_who_appears_and_a_click_seeks_to_the_moment(
+    live_server, real_recognizer, eager_celery, lfw_dir, tmp_path, django_user_model
+):
+    from faceengine.images import load_image
+    from members.services import member_create
+
+    powell, blair = lfw_photos(lfw_dir, "Colin_Powell"), lfw_photos(lfw_dir, "Tony_Blair")
+    member_create(display_name="Colin Powell", photos=powell[:5])
+    member_create(display_name="Tony Blair", photos=blair[:5])
+    stranger = load_image(lfw_photos(lfw_dir, "Gerhard_Schroeder")[0])
+    video = write_webm(
+        tmp_path / "visit.webm",
+        [(load_image(powell[8]), 40, 2.0), (load_image(blair[8]), 350, 2.0), (stranger, 195, 2.0)],
+    )
+
+    playwright, browser = _launch([])
+    try:
+        context = browser.new_context(viewport={"width": 900, "height": 900})
+        page = context.new_page()
+        page.set_default_timeout(60_000)
+        _log_in(page, live_server, django_user_model)
+        page.goto(live_server.url + "/videos/")
+        page.set_input_files("#id_video", str(video))
+        page.get_by_role("button", name="Upload").click()
+        page.wait_for_url("**/videos/*/", timeout=180_000)  # the job ran inside the upload (eager)
+        page.wait_for_function("document.getElementById('video-status').textContent === 'Done'")
+        entries = page.locator("#timeline li button")
+        assert entries.count() == 3
+        texts = [entries.nth(i).inner_text() for i in range(3)]
+        assert texts[0].startswith("Colin Powell · 0:00.0") and texts[1].startswith("Tony Blair · 0:02.0")
+        assert texts[2].startswith("unknown · 0:04.0")
+        assert page.locator("#timeline img").count() == 3
+        assert all(
+            page.evaluate(
+                "(img) => img.complete && img.naturalWidth > 0", page.locator("#timeline img").nth(i).element_handle()
+            )
+            for i in range(3)
+        )
+        page.wait_for_function("document.getElementById('video-player').readyState >= 1")
+        entries.nth(1).click()
+        page.wait_for_function("Math.abs(document.getElementById('video-player').currentTime - 2.0) < 0.5")
+        page.screenshot(path=str(tmp_path / "video.png"), full_page=True)
+        context.close()
+    finally:
+        browser.close()
+        playwright.stop()

@@ -248,3 +248,36 @@ def test_done_once_a_second_delivery_does_nothing_and_stale_claims_are_taken_ove
     assert videos.video_run(video_id=other.pk).state == "failed"
     other.refresh_from_db()
     assert other.error_code == "interrupted"
+
+
+# ------------------------------------------------------------------------------- pages
+
+
+def test_pages_and_the_video_file_with_byte_ranges(user, tmp_path, django_capture_on_commit_callbacks):
+    from django.test import Client
+
+    from recognition import videos
+
+    data = write_video(tmp_path / "page.mp4", [(None, 0, 1.0)]).read_bytes()
+    with django_capture_on_commit_callbacks(execute=False):
+        job = videos.video_create(user=user, upload=SimpleUploadedFile("page.mp4", data))
+    client = Client()
+    assert client.get("/camera/").status_code == 302  # logged-in users only
+    client.force_login(user)
+    camera = client.get("/camera/")
+    assert camera.status_code == 200 and b'id="camera-video"' in camera.content
+    assert b"page.mp4" in client.get("/videos/").content
+    assert b'id="timeline"' in client.get(f"/videos/{job.pk}/").content
+    whole = client.get(f"/videos/{job.pk}/file")
+    assert whole.status_code == 200 and whole["Accept-Ranges"] == "bytes"
+    assert b"".join(whole.streaming_content) == data
+    part = client.get(f"/videos/{job.pk}/file", HTTP_RANGE="bytes=10-19")
+    assert part.status_code == 206 and part["Content-Range"] == f"bytes 10-19/{len(data)}"
+    assert b"".join(part.streaming_content) == data[10:20]
+    tail = client.get(f"/videos/{job.pk}/file", HTTP_RANGE="bytes=-5")
+    assert b"".join(tail.streaming_content) == data[-5:]
+    assert client.get(f"/videos/{job.pk}/file", HTTP_RANGE=f"bytes={len(data)}-").status_code == 416
+    other = Client()
+    other.force_login(get_user_model().objects.create_user("eve", password="pw-eve-123456"))
+    assert other.get(f"/videos/{job.pk}/").status_code == 404
+    assert other.get(f"/videos/{job.pk}/file").status_code == 404
