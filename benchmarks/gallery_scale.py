@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -114,11 +113,10 @@ def backends_table(gallery: np.ndarray, probes: np.ndarray, args: argparse.Names
     for backend in args.backends:
         sweeps = args.nprobe if backend.startswith("ivf") else [None]
         started = time.perf_counter()
-        index = GalleryIndex(
-            "bench", DIM, ids, gallery, ids=ids, config=IndexConfig(backend=backend, ivf_nprobe=max(args.nprobe))
-        )
+        config = IndexConfig(backend=backend, ivf_nprobe=max(args.nprobe))
+        index = GalleryIndex("bench", DIM, ids.tolist(), gallery, ids=ids, config=config)
         build = time.perf_counter() - started
-        meta, arrays = index.export()
+        _meta, arrays = index.export()
         stored = sum(a.nbytes for a in arrays.values())
         for nprobe in sweeps:
             if nprobe is not None:
@@ -241,7 +239,7 @@ def worker_main() -> None:
     django.setup()
     from members import selectors
 
-    def search(vector: np.ndarray) -> tuple[int | None, Any]:
+    def search(vector: np.ndarray) -> tuple[Any, Any]:
         cached = selectors.gallery_cached(model_name=MODEL, dim=DIM)
         best = cached.index.search(vector[None], k=1)[0]
         return (best[0].label if best else None), cached
