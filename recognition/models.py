@@ -184,9 +184,10 @@ class VideoJob(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     claimed_at = models.DateTimeField(null=True, blank=True)
     queued_at = models.DateTimeField(null=True, blank=True)
+    requeues = models.PositiveSmallIntegerField(default=0)  # re-sends of a lost message
     worker = models.CharField(max_length=255, blank=True)
     model_name = models.CharField(max_length=100, blank=True)
-    # {"identification": the 1:N threshold record, "faces_seen": n, "tracks": n}
+    # {"faces_seen": n, "tracks": n, "threshold": the 1:N threshold, "truncated": bool}
     result = models.JSONField(null=True, blank=True)
     timings = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)

@@ -52,8 +52,10 @@ def run_video(self, video_id: int) -> dict:
 
 @shared_task(name="recognition.tasks.requeue_stale_jobs")
 def requeue_stale_jobs() -> dict:
-    """Beat, every FACESITE_JOB_REQUEUE_INTERVAL s: re-send jobs whose message was lost."""
-    return services.jobs_requeue_stale().as_dict()
+    """Beat, every FACESITE_JOB_REQUEUE_INTERVAL s: re-send jobs (photos, videos) whose message was lost."""
+    from . import videos
+
+    return {**services.jobs_requeue_stale().as_dict(), "videos": videos.videos_requeue_stale().as_dict()}
 
 
 @shared_task(name="recognition.tasks.cluster_unknown_faces")
@@ -77,7 +79,10 @@ def requeue_at_worker_start(sender=None, **kwargs) -> None:
     """A worker that starts (after a crash, a deploy, a broker restart that took every worker
     down) sweeps once, so lost jobs do not wait for beat. A failure here must not stop the worker."""
     try:
+        from . import videos
+
         report = services.jobs_requeue_stale()
+        video_report = videos.videos_requeue_stale()
     except Exception:
         logger.exception("The requeue sweep at worker start failed.")
         return
@@ -87,3 +92,5 @@ def requeue_at_worker_start(sender=None, **kwargs) -> None:
         close_old_connections()  # this runs in the parent; the pool children get their own
     if report.requeued or report.failed:
         logger.warning("Requeue sweep at worker start: %s", report.as_dict())
+    if video_report.requeued or video_report.failed:
+        logger.warning("Video requeue sweep at worker start: %s", video_report.as_dict())

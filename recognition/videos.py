@@ -31,7 +31,7 @@ from facesite.disk_full import StorageFull
 from facesite.files import stored_name
 from facesite.uploads import upload_name
 from recognition.models import VideoAppearance, VideoJob
-from recognition.services import RunOutcome, _worker_name
+from recognition.services import RequeueReport, RunOutcome, _worker_name
 from recognition.tracked import recognise_frame
 from recognition.video_probe import InvalidVideo, VideoInfo, VideoTooLarge, container_of, probe
 from recognition.video_timeline import Appearance, Thumb, appearances_from_tracks
@@ -134,6 +134,35 @@ def _send(job_id: int) -> bool:
         logger.error("Video %s is stored but could not be queued (%s).", job_id, exc)
         return False
     return True
+
+
+def videos_requeue_stale(*, limit: int = 100) -> RequeueReport:
+    """Re-send video jobs whose message looks lost (as ``jobs_requeue_stale`` does for photos):
+    queued and last sent over FACESITE_JOB_REQUEUE_AFTER s ago, or running with a heartbeat older
+    than FACESITE_VIDEO_STALE_AFTER; after FACESITE_JOB_MAX_REQUEUES re-sends, failed as lost.
+    A re-send is a conditional update on ``requeues``; a second delivery is harmless (the claim)."""
+    now = timezone.now()
+    sent_before = now - timedelta(seconds=settings.FACESITE_JOB_REQUEUE_AFTER)
+    stale_before = now - timedelta(seconds=settings.FACESITE_VIDEO_STALE_AFTER)
+    lost = Q(status=Status.QUEUED, queued_at__lt=sent_before) | Q(status=Status.RUNNING, claimed_at__lt=stale_before)
+    report = RequeueReport(requeued=[], failed=[])
+    candidates = VideoJob.objects.filter(lost).order_by("created_at", "id").values_list("id", "requeues", "status")
+    for video_id, requeues, status in candidates[:limit]:
+        row = VideoJob.objects.filter(pk=video_id, status=status, requeues=requeues)
+        if requeues >= settings.FACESITE_JOB_MAX_REQUEUES:
+            message = f"The video was never finished: its queue message was lost and re-sent {requeues} time(s)."
+            if row.update(status=Status.FAILED, error_code="lost", error_message=message, finished_at=now):
+                report.failed.append(video_id)
+            continue
+        if not row.update(requeues=F("requeues") + 1, queued_at=now):
+            continue  # claimed, finished or re-sent meanwhile
+        if not _send(video_id):
+            VideoJob.objects.filter(pk=video_id, requeues=requeues + 1).update(requeues=requeues)
+            report.broker_down = True
+            break
+        logger.warning("Video %s (%s) re-sent: its message looked lost.", video_id, status)
+        report.requeued.append(video_id)
+    return report
 
 
 def video_cancel(*, video: VideoJob) -> VideoJob:

@@ -281,3 +281,48 @@ def test_pages_and_the_video_file_with_byte_ranges(user, tmp_path, django_captur
     other.force_login(get_user_model().objects.create_user("eve", password="pw-eve-123456"))
     assert other.get(f"/videos/{job.pk}/").status_code == 404
     assert other.get(f"/videos/{job.pk}/file").status_code == 404
+
+
+def test_lost_video_messages_are_sent_again_then_failed_as_lost(
+    user, tmp_path, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    from recognition import videos
+
+    sent: list[int] = []
+    monkeypatch.setattr(videos, "_send", lambda video_id: sent.append(video_id) or True)
+    data = write_video(tmp_path / "lost.mp4", [(None, 0, 1.0)]).read_bytes()
+    with django_capture_on_commit_callbacks(execute=False):
+        job = videos.video_create(user=user, upload=SimpleUploadedFile("lost.mp4", data))
+    assert videos.videos_requeue_stale().requeued == []  # just sent: not lost yet
+    long_ago = timezone.now() - timedelta(seconds=settings.FACESITE_JOB_REQUEUE_AFTER + 5)
+    for _ in range(settings.FACESITE_JOB_MAX_REQUEUES):
+        VideoJob.objects.filter(pk=job.pk).update(queued_at=long_ago)
+        assert videos.videos_requeue_stale().requeued == [job.pk]
+    VideoJob.objects.filter(pk=job.pk).update(queued_at=long_ago)
+    assert videos.videos_requeue_stale().failed == [job.pk]
+    job.refresh_from_db()
+    assert job.status == "failed" and job.error_code == "lost"
+    assert sent == [job.pk] * settings.FACESITE_JOB_MAX_REQUEUES
+
+
+def test_admin_lists_video_jobs_and_deleting_one_removes_its_files(
+    user, tmp_path, media_root, django_capture_on_commit_callbacks
+):
+    from django.test import Client
+
+    from recognition import videos
+
+    data = write_video(tmp_path / "admin.mp4", [(None, 0, 1.0)]).read_bytes()
+    with django_capture_on_commit_callbacks(execute=False):
+        job = videos.video_create(user=user, upload=SimpleUploadedFile("admin.mp4", data))
+    VideoAppearance.objects.create(video=job, index=0, start_s=0, end_s=1)
+    assert len(stored_files(media_root)) == 1
+    admin = get_user_model().objects.create_superuser("root", password="pw-root-12345")
+    client = Client()
+    client.force_login(admin)
+    assert b"admin.mp4" in client.get("/admin/recognition/videojob/").content
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(f"/admin/recognition/videojob/{job.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302
+    assert not VideoJob.objects.exists() and not VideoAppearance.objects.exists()
+    assert stored_files(media_root) == []
