@@ -326,3 +326,54 @@ def test_admin_lists_video_jobs_and_deleting_one_removes_its_files(
     assert response.status_code == 302
     assert not VideoJob.objects.exists() and not VideoAppearance.objects.exists()
     assert stored_files(media_root) == []
+
+
+# ------------------------------------------------------------------------------- a real worker
+
+
+@pytest.mark.slow
+@pytest.mark.mysql
+@pytest.mark.django_db(transaction=True)
+def test_a_video_survives_its_worker_being_killed_mid_video(start_worker, redis_db, lfw_dir, tmp_path):
+    from faceengine.images import load_image
+    from members.services import member_create
+    from recognition import videos
+    from tests.workers import wait_for
+
+    photos = lfw_photos(lfw_dir, "Colin_Powell")
+    member = member_create(display_name="Colin Powell", photos=photos[:5]).member
+    path = write_video(tmp_path / "long.mp4", [(load_image(photos[8]), 100, 40.0)])
+    # Messages come back 10 s after a worker vanished; a heartbeat older than 8 s is stale.
+    timing = {
+        "CELERY_VISIBILITY_TIMEOUT": "10",
+        "CELERY_UNACKED_RESTORE_INTERVAL": "2",
+        "CELERY_UNACKED_RESTORE_THROTTLE": "1",
+        "FACESITE_VIDEO_STALE_AFTER": "8",
+    }
+    first = start_worker(**timing)
+    job = videos.video_create(user=None, upload=SimpleUploadedFile("long.mp4", path.read_bytes()))
+
+    def mid_video():
+        row = VideoJob.objects.get(pk=job.pk)
+        return row if row.status == "running" and row.frames_processed >= 5 else None
+
+    running = wait_for(mid_video, 180, "the first worker to be part-way through", first)
+    first.kill()
+    assert VideoJob.objects.get(pk=job.pk).status == "running"  # claimed, not lost
+    assert not VideoAppearance.objects.filter(video_id=job.pk).exists()  # nothing half-written
+
+    second = start_worker(**timing)
+
+    def finished():
+        row = VideoJob.objects.get(pk=job.pk)
+        return row if row.is_finished else None
+
+    done = wait_for(finished, 240, "the second worker to finish the video", second)
+    assert done.status == "done", done.error_message
+    assert done.attempts == 2 and done.worker != running.worker
+    assert done.frames_processed == done.frames_total == 200
+    rows = list(VideoAppearance.objects.filter(video_id=job.pk))
+    assert [(r.member_id, r.start_s) for r in rows] == [(member.pk, 0.0)]
+    assert rows[0].end_s == pytest.approx(39.8, abs=STEP + 1e-6)
+    logs = first.text() + second.text()
+    assert logs.count("'state': 'done'") == 1, logs[-4000:]
