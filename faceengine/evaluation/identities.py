@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 
 from ..detection import primary_face_index
+from ..embedders.base import l2_normalize
+from ..embedders.fused import FusedEmbedder
 from ..recognizer import Recognizer
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
@@ -66,7 +68,20 @@ def embed_labelled_photos(
     cache_dir: Path | None = None,
     progress: Progress = lambda items: items,
 ) -> LabelledFaces:
-    """Every photo's subject embedded by ``recognizer`` (its model, its flip setting)."""
+    """Every photo's subject embedded by ``recognizer`` (its model, its flip setting).
+
+    A fused model's vectors are put together from its parts' (each cached on its own), which is
+    what ``FusedEmbedder.embed`` computes face by face: the parts' unit vectors, weighted,
+    concatenated and normalised.
+    """
+    if isinstance(recognizer.embedder, FusedEmbedder):
+        fused = recognizer.embedder
+        pieces = []
+        for part, weight in zip(fused.parts, fused.weights, strict=True):
+            alone = Recognizer(recognizer.detector, part, flip=recognizer.flip, limits=recognizer.limits)
+            found = embed_labelled_photos(alone, photos, cache_dir=cache_dir, progress=progress)
+            pieces.append(weight * found.vectors)
+        return LabelledFaces(found.paths, found.labels, l2_normalize(np.concatenate(pieces, axis=1)), found.hows)
     paths = [str(path) for path, _ in photos]
     labels = [label for _, label in photos]
     set_key = _digest(paths)
