@@ -49,6 +49,7 @@ class VideoOut(serializers.Serializer):
     frames_processed = serializers.IntegerField()
     frames_total = serializers.IntegerField(help_text="Sampled frames to look at (0: not known in advance).")
     cancel_requested = serializers.BooleanField()
+    truncated = serializers.BooleanField(help_text="The video ended before its container said: it was cut short.")
     model_name = serializers.CharField()
     attempts = serializers.IntegerField()
     created_at = serializers.CharField(allow_null=True)

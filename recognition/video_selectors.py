@@ -70,6 +70,8 @@ def video_result(*, video: VideoJob, thumbnail_url: Callable[[VideoAppearance], 
         "frames_processed": video.frames_processed,
         "frames_total": video.frames_total,
         "cancel_requested": video.cancel_requested,
+        # The decoder stopped before the container's end: the file was cut short.
+        "truncated": bool((video.result or {}).get("truncated")),
         "model_name": video.model_name,
         "attempts": video.attempts,
         "created_at": video.created_at.isoformat() if video.created_at else None,

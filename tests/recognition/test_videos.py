@@ -96,7 +96,7 @@ def test_a_video_of_two_members_and_a_stranger(
     body = client.get(f"/api/v1/videos/{video_id}").json()
     assert body["status"] == "done", body["error"]
     assert body["duration_s"] == pytest.approx(3 * SEGMENT_S, abs=0.11)
-    assert body["frames_processed"] == body["frames_total"] == 45
+    assert body["frames_processed"] == body["frames_total"] == 45 and body["truncated"] is False
     names = [(a["member"], a["start_s"], a["end_s"]) for a in body["appearances"]]
     assert [n for n, _, _ in names] == ["Colin Powell", "Tony Blair"]
     for (_, start, end), expected_start in zip(names, (0.0, SEGMENT_S), strict=True):
@@ -377,3 +377,18 @@ def test_a_video_survives_its_worker_being_killed_mid_video(start_worker, redis_
     assert rows[0].end_s == pytest.approx(39.8, abs=STEP + 1e-6)
     logs = first.text() + second.text()
     assert logs.count("'state': 'done'") == 1, logs[-4000:]
+
+
+def test_containers_are_told_by_their_bytes():
+    from recognition.video_probe import InvalidVideo, UnsupportedVideoType, container_of
+
+    assert container_of(b"\x00\x00\x00\x14ftypqt  \x00\x00\x00\x00") == "mov"
+    assert container_of(b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00") == "mp4"
+    assert container_of(b"\x00\x00\x00\x08moov\x00\x00\x00\x00") == "mp4"
+    assert container_of(b"\x1a\x45\xdf\xa3\x9fB\x86\x81\x01B\x82\x84webm") == "webm"
+    with pytest.raises(UnsupportedVideoType, match="Matroska"):
+        container_of(b"\x1a\x45\xdf\xa3\x9fB\x86\x81\x01B\x82\x88matroska")
+    with pytest.raises(UnsupportedVideoType):
+        container_of(b"RIFF\x00\x00\x00\x00AVI LIST")
+    with pytest.raises(InvalidVideo):
+        container_of(b"")
