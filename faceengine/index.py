@@ -10,7 +10,8 @@ the change, not the gallery. Backends (``faceengine.index_stores``), chosen by s
 * ``numpy``: a matrix product and a partial sort. Exact; the default below ``ivf_min_size``.
 * ``ivf``: FAISS ``IVF,Flat`` with inner product; approximate, the default from
   ``ivf_min_size`` on. ``nprobe`` is set so recall@1 stays >= 0.99 on probes made from real
-  LFW embeddings (``benchmarks/gallery_scale.py``).
+  LFW embeddings (``benchmarks/gallery_scale.py``): face embeddings have a high intrinsic
+  dimension, so that takes a tenth or more of the lists.
 * ``ivf_sq8``: the same with 8-bit scalar quantisation: a quarter of the memory of ``ivf``
   (about 200 bytes a vector instead of 776), for galleries that do not fit.
 * ``faiss``: exact FAISS (``IDMap2,Flat``); removing ids costs a pass over the gallery.
@@ -49,15 +50,17 @@ class IndexConfig:
     """Which backend to use and how to tune it. ``auto`` picks by gallery size."""
 
     backend: str = "auto"
-    # IVF (approximate) from this many vectors on: at 200k an exact scan on 2 cores takes
-    # ~10 ms a query, IVF well under 1 ms at recall@1 >= 0.99 (docs/benchmarks.md).
+    # IVF (approximate) from this many vectors on: below it an exact scan on 2 cores takes
+    # under ~10 ms a query (8 ms at 100k), and IVF's lists need retraining as the size moves.
     ivf_min_size: int = 200_000
     # Exact FAISS / HNSW in ``auto`` from these sizes on; None: only when forced.
     faiss_min_size: int | None = None
     hnsw_min_size: int | None = None
-    ivf_nlist: int = 0  # 0: about 4 sqrt(size) lists
-    # Lists searched a query: recall@1 on real-embedding probes 0.99+ from 16 on at 1M.
-    ivf_nprobe: int = 32
+    ivf_nlist: int = 0  # 0: about 2 sqrt(size) lists (2000 at 1M)
+    # Lists searched a query. Recall@1 against exact search on real LFW probes
+    # (benchmarks/gallery_scale.py): at 1M (2000 lists) 0.984 at 200, 0.995 at 400; at 100k
+    # (632 lists) 0.979 at 64, 0.996 at 128. 256 keeps 0.99 up to about a million.
+    ivf_nprobe: int = 256
     hnsw_m: int = 32
     hnsw_ef_construction: int = 200
     # Recall@1 at 1M templates shaped like real embeddings: 0.985 at 32, 1.0 from 64 on.
