@@ -195,6 +195,32 @@ def run_camera(port: int, token: str, clients: int, duration: float, frames: lis
     }
 
 
+def stage_costs(frame: bytes, repeats: int = 20) -> dict:
+    """In this process, after the server has stopped: what one 640x480 frame costs to detect
+    and what one face costs to embed, the two parts tracking trades (the server re-embeds only
+    the faces that need it)."""
+    import faceengine
+    from benchmarks.common import median_ms, model_dir
+
+    recognizer = faceengine.load(model_dir())
+    rgb = recognizer.load(frame)
+    faces = recognizer.detector.detect(rgb)
+    recognizer.embed_faces(rgb, faces)  # warm-up
+    detect, embed = [], []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        recognizer.detector.detect(rgb)
+        detect.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        recognizer.embed_faces(rgb, faces)
+        embed.append((time.perf_counter() - started) / max(1, len(faces)))
+    return {
+        "faces": len(faces),
+        "detect_ms": round(median_ms(detect), 1),
+        "embed_ms_per_face": round(median_ms(embed), 1),
+    }
+
+
 def main() -> None:
     args = parse_args()
     if not (test_data_dir() / "lfw" / "lfw-deepfunneled").is_dir():
@@ -285,6 +311,23 @@ def main() -> None:
             ]
         ],
     )
+    costs = stage_costs(frames[0])
+    share = next((r["embedded_share"] for r in rows if r["clients"] == 1), None) or 0.0
+    every = costs["detect_ms"] + costs["faces"] * costs["embed_ms_per_face"]
+    tracked = costs["detect_ms"] + share * costs["faces"] * costs["embed_ms_per_face"]
+    costs.update(engine_ms_every_frame_embedded=round(every, 1), engine_ms_tracked=round(tracked, 1))
+    print(f"\nEngine per frame ({costs['faces']} faces, this process)")
+    print_table(
+        ["detect ms", "embed ms per face", "all faces embedded ms", f"tracked ({100 * share:.0f}% embedded) ms"],
+        [
+            [
+                costs["detect_ms"],
+                costs["embed_ms_per_face"],
+                costs["engine_ms_every_frame_embedded"],
+                costs["engine_ms_tracked"],
+            ]
+        ],
+    )
     args.json.parent.mkdir(parents=True, exist_ok=True)
     write_json(
         args.json,
@@ -294,6 +337,7 @@ def main() -> None:
             "duration_s": args.duration,
             "camera": rows,
             "video": video_row,
+            "engine_per_frame": costs,
         },
     )
 
