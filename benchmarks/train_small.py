@@ -1,6 +1,7 @@
 """Train MobileFaceNet from scratch on the LFW people with >= 10 photos, on the CPU, and measure it.
 
-    .venv/bin/python benchmarks/train_small.py [--epochs 8] [--batch-size 64] [--s 32] [--m 0.4]
+    .venv/bin/python benchmarks/train_small.py [--backend tensorflow|jax] [--legacy-trainer]
+        [--epochs 8] [--batch-size 64] [--s 32] [--m 0.4]
 
 1. The 158 people of LFW with at least 10 photos (deep-funneled) are aligned once through the
    engine's MTCNN + ArcFace template into a crop cache (artifacts/train-small/aligned).
@@ -11,9 +12,13 @@
 4. The backbone is exported with ``facetrain.export.export_model`` into the model folder
    and ``manage.py evaluate --benchmark lfw`` runs it through the whole engine.
 
+``--backend`` picks Keras' backend for the backend-neutral trainer (``facetrain.keras_trainer``:
+numpy batches decoded by OpenCV worker processes, ``.keras`` checkpoints); ``--legacy-trainer``
+runs the TensorFlow trainer (``facetrain.trainer``, tf.data) instead.
+
 Caveat printed with the results: LFW's pairs.txt shares people with this training set, so the LFW
 number is not a clean held-out-identity figure; the rank-1 figure is on held-out photos only.
-Writes artifacts/train-small.json.
+Writes artifacts/train-small-<backend>.json (artifacts/train-small.json with ``--legacy-trainer``).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -37,6 +43,9 @@ from benchmarks.common import ROOT, print_table, test_data_dir, write_json
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--backend", choices=("tensorflow", "jax"), default="tensorflow")
+    parser.add_argument("--legacy-trainer", action="store_true", help="the TensorFlow trainer (tf.data)")
+    parser.add_argument("--workers", type=int, default=None, help="decoding processes (default: one per core)")
     parser.add_argument("--lfw", type=Path, default=test_data_dir() / "lfw")
     parser.add_argument("--min-images", type=int, default=10)
     parser.add_argument("--holdout", type=int, default=2, help="photos per person held out")
@@ -48,13 +57,17 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--s", type=float, default=32.0)
     parser.add_argument("--m", type=float, default=0.4)
     parser.add_argument("--eval-every", type=int, default=200)
-    parser.add_argument("--name", default="lfw158-mobilefacenet", help="export name in the model folder")
+    parser.add_argument("--name", default=None, help="export name (default lfw158-mobilefacenet-<backend>)")
     parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "train-small")
     parser.add_argument(
         "--model-dir", type=Path, default=Path(os.environ.get("FACESITE_MODEL_DIR", ROOT / "var" / "models"))
     )
     parser.add_argument("--skip-lfw", action="store_true", help="skip manage.py evaluate")
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.legacy_trainer and args.backend != "tensorflow":
+        parser.error("--legacy-trainer runs on TensorFlow only")
+    args.name = args.name or f"lfw158-mobilefacenet-{args.backend}{'-legacy' if args.legacy_trainer else ''}"
+    return args
 
 
 def heldout_pairs(labels: np.ndarray, rng: np.random.Generator):
@@ -74,17 +87,18 @@ def heldout_pairs(labels: np.ndarray, rng: np.random.Generator):
 
 def main() -> None:
     args = parse_args()
+    # Keras reads its backend once, at its first import: set it before anything imports Keras.
+    os.environ["KERAS_BACKEND"] = args.backend
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     import cv2
     import keras
 
     import faceengine
     from faceengine.evaluation.datasets import _find_lfw_images
+    from facetrain.config import TrainConfig
     from facetrain.data.folder import IdentityFolder, align_identities, engine_aligner, scan_identities
-    from facetrain.data.pipeline import folder_source
     from facetrain.export import export_model
-    from facetrain.heads import MarginConfig
-    from facetrain.trainer import TrainConfig, Trainer
+    from facetrain.margin import MarginConfig
     from facetrain.verification import VerificationSet, embed_faces, evaluate_sets
 
     timings = {}
@@ -94,10 +108,16 @@ def main() -> None:
     print(f"{people.classes} people with >= {args.min_images} photos, {len(people)} photos")
 
     started = time.perf_counter()
-    detector = faceengine.load(args.model_dir).detector
-    aligned = align_identities(
-        people, images_dir, args.out / f"aligned-{args.size}", engine_aligner(detector, args.size)
-    )
+    aligner = None
+
+    def align(data: bytes):
+        # The detector (and TensorFlow under it) is loaded only when a crop is missing from the cache.
+        nonlocal aligner
+        if aligner is None:
+            aligner = engine_aligner(faceengine.load(args.model_dir).detector, args.size)
+        return aligner(data)
+
+    aligned = align_identities(people, images_dir, args.out / f"aligned-{args.size}", align)
     timings["align_s"] = time.perf_counter() - started
     print(f"aligned {len(aligned)} photos ({len(people) - len(aligned)} without a face) in {timings['align_s']:.0f} s")
 
@@ -119,7 +139,7 @@ def main() -> None:
     pairs, same, folds = heldout_pairs(test_labels, rng)
     vset = VerificationSet("heldout_pairs", test_faces, pairs, same, folds)
 
-    run_dir = args.out / "run"
+    run_dir = args.out / ("run" if args.legacy_trainer else f"run-{args.backend}")
     if run_dir.exists():
         import shutil
 
@@ -139,7 +159,21 @@ def main() -> None:
         eval_every=args.eval_every,
         log_every=20,
     )
-    trainer = Trainer(config, folder_source(train), eval_sets=[vset], class_names=aligned.names)
+    trainer: Any  # the TensorFlow Trainer or the KerasTrainer: the same loop outputs
+    if args.legacy_trainer:
+        from facetrain.data.pipeline import folder_source
+        from facetrain.trainer import Trainer
+
+        trainer = Trainer(config, folder_source(train), eval_sets=[vset], class_names=aligned.names)
+        replicas, devices = trainer.strategy.num_replicas_in_sync, []
+    else:
+        from facetrain.data.loader import FolderSamples
+        from facetrain.keras_trainer import KerasTrainer
+
+        trainer = KerasTrainer(
+            config, FolderSamples(train), eval_sets=[vset], class_names=aligned.names, workers=args.workers
+        )
+        replicas, devices = trainer.distribution.replicas, trainer.distribution.devices
     started = time.perf_counter()
     result = trainer.train()
     timings["train_s"] = time.perf_counter() - started
@@ -190,7 +224,7 @@ def main() -> None:
 
     lfw = None
     if not args.skip_lfw:
-        json_out = ROOT / "artifacts" / "train-small-lfw.json"
+        json_out = ROOT / "artifacts" / f"{args.name}-lfw.json"
         started = time.perf_counter()
         command = [
             sys.executable,
@@ -207,14 +241,15 @@ def main() -> None:
             "--no-progress",
         ]
         print("$ " + " ".join(command[1:]))
-        env = {**os.environ, "FACESITE_MODEL_DIR": str(args.model_dir)}
+        # The engine runs Keras models on TensorFlow, whichever backend trained them.
+        env = {**os.environ, "FACESITE_MODEL_DIR": str(args.model_dir), "KERAS_BACKEND": "tensorflow"}
         subprocess.run(command, check=True, cwd=ROOT, env=env)
         timings["lfw_evaluate_s"] = time.perf_counter() - started
         lfw = json.loads(json_out.read_text())["lfw"]
         print("LFW note: pairs.txt shares people with the training set (not a held-out-identity figure).")
 
     write_json(
-        ROOT / "artifacts" / "train-small.json",
+        ROOT / "artifacts" / ("train-small.json" if args.legacy_trainer else f"train-small-{args.backend}.json"),
         {
             "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
             "people": aligned.classes,
@@ -232,7 +267,11 @@ def main() -> None:
             "lfw": lfw,
             "timings_s": timings,
             "precision": trainer.policy,
-            "replicas": trainer.strategy.num_replicas_in_sync,
+            "backend": args.backend,
+            "trainer": "tensorflow (legacy)" if args.legacy_trainer else "keras",
+            "keras": keras.__version__,
+            "replicas": replicas,
+            "devices": devices,
         },
     )
 

@@ -12,6 +12,7 @@ Two guards keep the target logit monotonic in theta, which the plain formula is 
   ``cos(theta) - m3 - m2 * sin(m2)`` from the ArcFace paper / insightface code
   (``cos - mm`` with ``mm = sin(pi - m) * m``; sin(pi - m) = sin(m)).
 
+Written in ``keras.ops`` only, so the same head trains on the TensorFlow and the JAX backend.
 All maths runs in float32 whatever the inputs' dtype: under mixed precision the embeddings
 arrive as float16, where ``acos`` near +-1 and ``s * cos`` (64 * 1 fits, but its softmax
 does not) lose too much. Cosines are clipped to [-1 + eps, 1 - eps] before acos, whose
@@ -21,63 +22,48 @@ gradient is infinite at +-1.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
 
 import keras
-import tensorflow as tf
+from keras import ops
 
 from .backbones.layers import WEIGHT_DECAY
+from .margin import MarginConfig
 
 __all__ = ["ArcMarginHead", "MarginConfig", "cosine_logits", "margin_logits"]
 
 _EPS = 1e-7
 
 
-@dataclass(frozen=True)
-class MarginConfig:
-    """Scale and margins of the head. Defaults: ArcFace with s=64, m=0.5."""
-
-    s: float = 64.0
-    m1: float = 1.0  # multiplicative angular (SphereFace)
-    m2: float = 0.5  # additive angular (ArcFace)
-    m3: float = 0.0  # additive cosine (CosFace)
-    easy_margin: bool = False
-
-    def __post_init__(self) -> None:
-        if self.s <= 0:
-            raise ValueError(f"scale s must be positive, got {self.s}")
-        if self.m1 <= 0 or self.m2 < 0 or self.m3 < 0:
-            raise ValueError(f"margins must be m1 > 0, m2 >= 0, m3 >= 0; got {self.m1}, {self.m2}, {self.m3}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def cosine_logits(embeddings: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
+def cosine_logits(embeddings, weights):
     """cos(theta) between each embedding (n, d) and each class centre (d, classes), in float32."""
-    x = tf.math.l2_normalize(tf.cast(embeddings, tf.float32), axis=1, epsilon=1e-12)
-    w = tf.math.l2_normalize(tf.cast(weights, tf.float32), axis=0, epsilon=1e-12)
-    return tf.clip_by_value(tf.matmul(x, w), -1.0, 1.0)
+    x = ops.cast(embeddings, "float32")
+    w = ops.cast(weights, "float32")
+    x = x / ops.sqrt(ops.maximum(ops.sum(ops.square(x), axis=1, keepdims=True), 1e-24))
+    w = w / ops.sqrt(ops.maximum(ops.sum(ops.square(w), axis=0, keepdims=True), 1e-24))
+    return ops.clip(ops.matmul(x, w), -1.0, 1.0)
 
 
-def margin_logits(cosine: tf.Tensor, labels: tf.Tensor, config: MarginConfig) -> tf.Tensor:
+def margin_logits(cosine, labels, config: MarginConfig):
     """Scaled logits (n, classes) from cosines (n, classes) and integer labels (n,)."""
-    cosine = tf.cast(cosine, tf.float32)
-    labels = tf.cast(tf.reshape(labels, [-1]), tf.int32)
-    target = tf.gather(cosine, labels, axis=1, batch_dims=1)  # (n,)
-    theta = tf.acos(tf.clip_by_value(target, -1.0 + _EPS, 1.0 - _EPS))
+    cosine = ops.cast(cosine, "float32")
+    labels = ops.cast(ops.reshape(labels, (-1,)), "int32")
+    one_hot = ops.one_hot(labels, ops.shape(cosine)[1], dtype="float32")
+    # The target cosine as a masked sum: one matmul-shaped op on every backend (a gather with
+    # batch dims lowers differently on each, and its gradient is a scatter).
+    target = ops.sum(cosine * one_hot, axis=1)  # (n,)
+    theta = ops.arccos(ops.clip(target, -1.0 + _EPS, 1.0 - _EPS))
     angle = config.m1 * theta + config.m2
-    with_margin = tf.cos(angle) - config.m3
+    with_margin = ops.cos(angle) - config.m3
     if config.easy_margin:
-        new_target = tf.where(target > 0.0, with_margin, target)
+        new_target = ops.where(target > 0.0, with_margin, target)
     else:
         fallback = target - config.m3 - config.m2 * math.sin(config.m2)
-        new_target = tf.where(angle <= math.pi, with_margin, fallback)
-    one_hot = tf.one_hot(labels, tf.shape(cosine)[1], on_value=True, off_value=False)
-    logits = tf.where(one_hot, new_target[:, None], cosine)
+        new_target = ops.where(angle <= math.pi, with_margin, fallback)
+    logits = cosine + one_hot * ops.expand_dims(new_target - target, 1)
     return config.s * logits
 
 
+@keras.saving.register_keras_serializable(package="facetrain")
 class ArcMarginHead(keras.layers.Layer):
     """Class centres (embedding_size x classes) plus the margin; call([embeddings, labels]).
 

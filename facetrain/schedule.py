@@ -6,11 +6,12 @@ import math
 from collections.abc import Sequence
 
 import keras
-import tensorflow as tf
+from keras import ops
 
 SCHEDULES = ("poly", "cosine", "step", "constant")
 
 
+@keras.saving.register_keras_serializable(package="facetrain")
 class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
     """``base_lr`` reached linearly over ``warmup_steps``, then decayed until ``total_steps``.
 
@@ -38,23 +39,24 @@ class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
         self.boundaries, self.gamma = tuple(int(b) for b in boundaries), float(gamma)
 
     def __call__(self, step):
-        step = tf.cast(step, tf.float32)
-        warm = tf.cast(self.warmup_steps, tf.float32)
-        decay_span = tf.maximum(tf.cast(self.total_steps, tf.float32) - warm, 1.0)
-        progress = tf.clip_by_value((step - warm) / decay_span, 0.0, 1.0)
+        # keras.ops only: the optimizer calls this inside the compiled step on every backend.
+        step = ops.cast(step, "float32")
+        warm = float(self.warmup_steps)
+        decay_span = max(float(self.total_steps) - warm, 1.0)
+        progress = ops.clip((step - warm) / decay_span, 0.0, 1.0)
         if self.kind == "poly":
             decayed = self.base_lr * (1.0 - progress) ** 2
         elif self.kind == "cosine":
-            decayed = self.base_lr * 0.5 * (1.0 + tf.cos(math.pi * progress))
+            decayed = self.base_lr * 0.5 * (1.0 + ops.cos(math.pi * progress))
         elif self.kind == "step":
-            passed = tf.add_n([tf.cast(step >= b, tf.float32) for b in self.boundaries]) if self.boundaries else 0.0
-            decayed = self.base_lr * tf.pow(self.gamma, passed)
+            passed = sum((ops.cast(step >= b, "float32") for b in self.boundaries), ops.zeros_like(step))
+            decayed = self.base_lr * ops.power(self.gamma, passed)
         else:
-            decayed = tf.constant(self.base_lr)
+            decayed = ops.full_like(step, self.base_lr)
         if self.warmup_steps == 0:
             return decayed
         warmup = self.base_lr * (step + 1.0) / warm
-        return tf.where(step < warm, warmup, decayed)
+        return ops.where(step < warm, warmup, decayed)
 
     def get_config(self) -> dict:
         return {

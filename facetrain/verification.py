@@ -21,7 +21,7 @@ from faceengine.evaluation.datasets import PairSet, load_benchmark, read_lfw
 from faceengine.evaluation.protocol import kfold_verification
 from faceengine.evaluation.runner import score_pairs
 
-from .data.pipeline import MEAN, STD
+from .data.convention import MEAN, STD
 
 logger = logging.getLogger(__name__)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from .convention import MEAN, STD
 from .folder import IdentityFolder, scan_identities
 from .recordio import FacePack
 from .tfrecord import read_tfrecord_meta, tfrecord_dataset
@@ -27,8 +28,6 @@ __all__ = [
     "preprocess",
     "recordio_source",
 ]
-
-MEAN, STD = 127.5, 128.0
 
 
 @dataclass
