@@ -61,8 +61,11 @@ def rewrite_float32(source: Path, target: Path, *, dynamic_batch: bool = True) -
     float32 initializer, the initializers nothing uses any more removed, and only the graph
     inputs a node really reads kept. With ``dynamic_batch`` the first dimension of the data
     input and of the outputs becomes symbolic, so one session runs any batch size."""
-    import onnx
-    from onnx import numpy_helper
+    try:
+        import onnx
+        from onnx import numpy_helper
+    except ImportError as exc:
+        raise ModelError("Rewriting the model needs the onnx package (requirements.txt): pip install onnx.") from exc
 
     try:
         model = onnx.load(str(source))
