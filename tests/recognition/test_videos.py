@@ -4,6 +4,7 @@ guarantees (cancellation, a superseded run writes nothing, a second delivery doe
 
 from __future__ import annotations
 
+import io
 from datetime import timedelta
 from pathlib import Path
 
@@ -303,6 +304,27 @@ def test_lost_video_messages_are_sent_again_then_failed_as_lost(
     job.refresh_from_db()
     assert job.status == "failed" and job.error_code == "lost"
     assert sent == [job.pk] * settings.FACESITE_JOB_MAX_REQUEUES
+
+
+def test_the_requeue_command_sweeps_videos_too(
+    user, tmp_path, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    import json
+
+    from django.core.management import call_command
+
+    from recognition import videos
+
+    sent: list[int] = []
+    monkeypatch.setattr(videos, "_send", lambda video_id: sent.append(video_id) or True)
+    data = write_video(tmp_path / "lost.mp4", [(None, 0, 1.0)]).read_bytes()
+    with django_capture_on_commit_callbacks(execute=False):
+        job = videos.video_create(user=user, upload=SimpleUploadedFile("lost.mp4", data))
+    long_ago = timezone.now() - timedelta(seconds=settings.FACESITE_JOB_REQUEUE_AFTER + 5)
+    VideoJob.objects.filter(pk=job.pk).update(queued_at=long_ago)
+    out = io.StringIO()
+    call_command("requeue_jobs", "--json", stdout=out)
+    assert json.loads(out.getvalue())["videos"]["requeued"] == [job.pk] and sent == [job.pk]
 
 
 def test_admin_lists_video_jobs_and_deleting_one_removes_its_files(
