@@ -80,5 +80,7 @@ urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     # Anything else under /api/ (a bad id, a typo) is a JSON 404 too, not the HTML page.
-    re_path(r"^.*$", api_views.not_found, name="api-not-found"),
+    # [\s\S], not ".": a path with a newline in it (%0A) is an API 404 in JSON too, not the HTML
+    # page ("(?s)" would do the same but Django cannot reverse a pattern with flags).
+    re_path(r"^[\s\S]*$", api_views.not_found, name="api-not-found"),
 ]

@@ -98,6 +98,10 @@ def test_update_and_404s(api):
         api.get(f"{MEMBERS}/{2**70}"),
     ):
         assert response.status_code == 404 and error_code(response) == "member_not_found", response.content
+    # A path the routes cannot read, a newline in it included, is the API's JSON 404 too.
+    for path in (f"{MEMBERS}/%0A%1B/faces", f"{MEMBERS}/abc", "/api/v1/no-such-thing%0A"):
+        response = api.post(path)
+        assert response.status_code == 404 and response["Content-Type"].startswith("application/json"), path
 
 
 def test_faces_average_replace_list_and_delete(api, photos, media_root, django_capture_on_commit_callbacks):
