@@ -409,6 +409,7 @@ def run(args: argparse.Namespace) -> dict:
     fresh = Worker(env)
     ready = fresh.ask(op="ready")
     start_snapshot = ready["t"] - fresh.started
+    rss_snapshot = ready["rss_mb"]
     fresh.close()
     result = {
         "templates": len(gallery),
@@ -429,7 +430,8 @@ def run(args: argparse.Namespace) -> dict:
             "snapshot": round(start_snapshot, 2),
             "snapshot_source": ready["source"],
         },
-        "rss_mb": [round(r) for r in rss],
+        "rss_mb": [round(r) for r in rss],  # the workers built from the database, after the changes
+        "rss_mb_snapshot_worker": round(rss_snapshot),
         "workers": args.workers,
         "bulk_load_s": round(load_s, 1),
         "snapshot": {"write_s": written.seconds, "bytes": written.bytes},
