@@ -51,6 +51,11 @@ class SnapshotInfo:
     created_at: float
 
 
+def _raw(blob: np.ndarray) -> memoryview:
+    """The bytes of a C-contiguous array, without a copy (empty arrays included)."""
+    return memoryview(blob.reshape(-1).view(np.uint8))
+
+
 def write_snapshot(path: Path, index: GalleryIndex, *, seq: int, epoch: str, match: str) -> SnapshotInfo:
     """Write ``index`` (covering change-log sequence ``seq`` of log ``epoch``) atomically."""
     meta, arrays = index.export()
@@ -61,7 +66,7 @@ def write_snapshot(path: Path, index: GalleryIndex, *, seq: int, epoch: str, mat
         entries.append(
             {"name": name, "dtype": blob.dtype.str, "shape": list(blob.shape), "offset": offset, "nbytes": blob.nbytes}
         )
-        digest.update(blob.data.cast("B"))
+        digest.update(_raw(blob))
         offset += blob.nbytes
         blobs.append(blob)
     header = {
@@ -83,7 +88,7 @@ def write_snapshot(path: Path, index: GalleryIndex, *, seq: int, epoch: str, mat
         with os.fdopen(handle, "wb") as out:
             out.write(MAGIC + struct.pack("<Q", len(encoded)) + encoded)
             for blob in blobs:
-                out.write(blob.data.cast("B"))
+                out.write(_raw(blob))
             out.flush()
             os.fsync(out.fileno())
         os.replace(temporary, path)

@@ -147,3 +147,14 @@ def test_a_damaged_or_foreign_snapshot_is_refused(tmp_path):
     path.write_bytes(b"not a snapshot at all")
     with pytest.raises(SnapshotError, match="not a gallery snapshot"):
         read_snapshot(path, **ok)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_empty_index_round_trips_and_then_takes_vectors(tmp_path, backend):
+    path = tmp_path / "empty.snapshot"
+    write_snapshot(path, GalleryIndex("m", DIM, config=config(backend)), seq=0, epoch="e", match="template")
+    loaded, _ = read_snapshot(path, model_name="m", dim=DIM, match="template", config=config(backend))
+    assert len(loaded) == 0 and loaded.search(units(1, 12), k=1) == [[]]
+    vectors = units(100, 13)
+    loaded.replace_labels([], list(range(100)), list(range(100)), vectors)
+    assert top1(loaded, vectors[:5]) == [0, 1, 2, 3, 4]
