@@ -53,7 +53,7 @@ class SnapshotInfo:
 
 def _raw(blob: np.ndarray) -> memoryview:
     """The bytes of a C-contiguous array, without a copy (empty arrays included)."""
-    return memoryview(blob.reshape(-1).view(np.uint8))
+    return blob.reshape(-1).view(np.uint8).data
 
 
 def write_snapshot(path: Path, index: GalleryIndex, *, seq: int, epoch: str, match: str) -> SnapshotInfo:
