@@ -328,6 +328,15 @@ def _load_snapshot(key: tuple[str, int, str], head: LogHead) -> CachedGallery | 
     except (SnapshotError, OSError) as exc:
         logger.warning("Gallery snapshot %s not used (%s); building from the database.", path, exc)
         return None
+    config = index_config()
+    if config.backend not in ("auto", index.backend):
+        logger.warning(
+            "Gallery snapshot %s holds a %s index, the setting asks for %s; building from the database.",
+            path,
+            index.backend,
+            config.backend,
+        )
+        return None
     # Of another log (the database was emptied or restored since), or older than what the
     # log still holds, or from a future the database does not have: the database decides.
     if info.epoch != head.epoch or info.seq < head.pruned_through or info.seq > head.seq:

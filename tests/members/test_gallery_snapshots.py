@@ -74,3 +74,14 @@ def test_a_damaged_snapshot_is_ignored_for_pruning(fake_engine, snapshot_dir):
     snapshot_write(model_name=FAKE_MODEL, dim=FAKE_DIM, match="template")
     (snapshot_dir / "gallery-other-8-template.snapshot").write_bytes(b"garbage")
     assert oldest_snapshot_seq() == cached().seq
+
+
+def test_a_snapshot_of_another_backend_than_the_setting_is_not_loaded(fake_engine, settings):
+    services.member_create(display_name="Red", photos=[face_photo("red")])
+    snapshot_write(model_name=FAKE_MODEL, dim=FAKE_DIM, match="template")  # numpy, by size
+    selectors.clear_gallery_cache()
+    assert cached().source == "snapshot"
+    selectors.clear_gallery_cache()
+    settings.FACESITE_GALLERY = {**settings.FACESITE_GALLERY, "INDEX_BACKEND": "faiss"}
+    now = cached()
+    assert now.source == "database" and now.index.backend == "faiss"
