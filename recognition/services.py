@@ -46,6 +46,7 @@ from facesite.disk_full import StorageFull
 from facesite.engine import image_limits
 from facesite.files import stored_name
 from facesite.uploads import photo_extension, read_upload, upload_name
+from recognition import claims
 from recognition.models import RecognitionJob
 
 logger = logging.getLogger(__name__)
@@ -252,25 +253,14 @@ def _claim(job_id: int) -> tuple[RecognitionJob | None, RunOutcome | None]:
         )
         return None, RunOutcome("busy", job_id, retry_in=retry_in)
     # Out of attempts: every earlier run was interrupted (its worker died or was killed).
-    message = (
-        f"The job was interrupted {job.attempts} time(s): the worker stopped while running it "
-        f"(killed, out of memory, or over the time limit). It was not tried again."
-    )
-    RecognitionJob.objects.filter(pk=job_id, attempts=job.attempts).exclude(
-        status__in=[Status.DONE, Status.FAILED]
-    ).update(status=Status.FAILED, error_code="interrupted", error_message=message, finished_at=now)
+    message = claims.fail_interrupted(RecognitionJob, job_id, job.attempts, "job")
     logger.warning("Job %s failed: %s", job_id, message)
     return None, RunOutcome("failed", job_id)
 
 
 def _finish(job: RecognitionJob, attempt: int, **fields: Any) -> bool:
     """Write the outcome if this run still holds the latest claim (the fencing token)."""
-    written = RecognitionJob.objects.filter(pk=job.pk, status=Status.RUNNING, attempts=attempt).update(
-        finished_at=timezone.now(), **fields
-    )
-    if not written:
-        logger.warning("Job %s was taken over by a newer claim; attempt %d's outcome dropped.", job.pk, attempt)
-    return bool(written)
+    return claims.finish_if_latest(RecognitionJob, job.pk, attempt, "Job", **fields)
 
 
 def _fail(job: RecognitionJob, attempt: int, code: str, message: str, timings: dict) -> RunOutcome:

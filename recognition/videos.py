@@ -30,6 +30,7 @@ from facesite import engine
 from facesite.disk_full import StorageFull
 from facesite.files import stored_name
 from facesite.uploads import upload_name
+from recognition import claims
 from recognition.models import VideoAppearance, VideoJob
 from recognition.services import RequeueReport, RunOutcome, _worker_name
 from recognition.tracked import recognise_frame
@@ -227,23 +228,13 @@ def _claim(video_id: int) -> tuple[VideoJob | None, RunOutcome | None]:
         return None, RunOutcome("cancelled", video_id)
     if job.status == Status.RUNNING and job.claimed_at and job.claimed_at >= stale_before:
         return None, RunOutcome("busy", video_id, retry_in=(job.claimed_at - stale_before).total_seconds() + 1)
-    message = (
-        f"The video was interrupted {job.attempts} time(s): the worker stopped while running it "
-        f"(killed, out of memory, or over the time limit). It was not tried again."
-    )
-    VideoJob.objects.filter(pk=video_id, attempts=job.attempts).exclude(
-        status__in=[Status.DONE, Status.FAILED, Status.CANCELLED]
-    ).update(status=Status.FAILED, error_code="interrupted", error_message=message, finished_at=now)
+    claims.fail_interrupted(VideoJob, video_id, job.attempts, "video")
     return None, RunOutcome("failed", video_id)
 
 
 def _finish(job: VideoJob, attempt: int, **fields: Any) -> bool:
-    written = VideoJob.objects.filter(pk=job.pk, status=Status.RUNNING, attempts=attempt).update(
-        finished_at=timezone.now(), **fields
-    )
-    if not written:
-        logger.warning("Video %s was taken over by a newer claim; attempt %d's outcome dropped.", job.pk, attempt)
-    return bool(written)
+    """Write the outcome if this run still holds the latest claim (the fencing token)."""
+    return claims.finish_if_latest(VideoJob, job.pk, attempt, "Video", **fields)
 
 
 def _progress(job: VideoJob, attempt: int, done: int) -> None:
