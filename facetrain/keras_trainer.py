@@ -28,6 +28,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from . import jax_cpu
 from .config import CONVENTION, TrainConfig, TrainResult
 from .data.loader import BatchLoader, SampleSource
 from .distribute import Distribution, accelerator_present, backend_name, setup_distribution
@@ -68,6 +69,8 @@ class KerasTrainer:
         self.out = Path(config.out)
         self.workers = workers
         self.backend = backend_name()
+        # XLA's CPU convolutions are slow for MobileFaceNet's depthwise layers: see jax_cpu.
+        self.cpu_convolutions = jax_cpu.install()
         self.policy = choose_policy(
             config.precision, config.mixed_precision, backend=self.backend, accelerator=accelerator_present()
         )
@@ -211,6 +214,7 @@ class KerasTrainer:
             "total_steps": self.total_steps,
             "precision": self.policy,
             "backend": self.backend,
+            "jax_cpu_convolutions": self.cpu_convolutions,
             "keras": keras.__version__,
             "replicas": self.distribution.replicas,
             "devices": self.distribution.devices,
