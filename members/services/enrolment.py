@@ -419,6 +419,8 @@ def member_recompute_embeddings(
                 model_name=recognizer.model_name,
                 defaults={"dim": recognizer.dim, "vector": vector_to_bytes(vectors[face_id])},
             )
+        # The outlier check again, with the new model's vectors and its own 1:1 threshold.
+        outliers = outliers_refresh(member_id, recognizer.model_name)
         template = template_rebuild(member_id, recognizer.model_name)
         bump_gallery_version(member_id)
         audit_record(
@@ -430,6 +432,8 @@ def member_recompute_embeddings(
                 "model_name": recognizer.model_name,
                 "embedded": len(alive),
                 "failed": [f["face_id"] for f in result.failed],
+                "flagged": outliers.flagged,
+                "cleared": outliers.cleared,
             },
         )
     result.embedded = len(alive)

@@ -70,3 +70,24 @@ def test_switching_the_model_re_embeds_and_identification_still_works(
     assert summary.models[new_model] == {"dim": spec.dim, "embeddings": 3 * len(PEOPLE), "templates": len(PEOPLE)}
     again = gallery_import(source=tmp_path / "backup.zip")
     assert (again.members_created, again.members_existing) == (0, len(PEOPLE))
+
+
+def test_switching_the_model_checks_the_faces_again_with_the_new_one(settings, lfw_dir, real_recognizer, fresh_engine):
+    """A wrong person's photo flagged by the default model is flagged again by the new model's
+    own vectors and threshold, and stays out of the new template."""
+    if not is_installed(SFACE, settings.FACESITE_MODEL_DIR):
+        pytest.skip(f"SFace is not in {settings.FACESITE_MODEL_DIR}: run `manage.py fetch_models`")
+    photos = lfw_photos(lfw_dir, "Colin_Powell")[:4] + lfw_photos(lfw_dir, "Tony_Blair")[:1]
+    member = services.member_create(display_name="Colin Powell", photos=photos).member
+    intruder = member.faces.order_by("id").last()
+    assert (intruder.status, intruder.outlier_model) == ("flagged", "mobilefacenet")
+
+    settings.FACESITE_ENGINE = {**settings.FACESITE_ENGINE, "MODEL": "sface"}
+    from facesite.engine import get_recognizer
+
+    get_recognizer.cache_clear()
+    services.member_recompute_embeddings(member=member)
+    intruder.refresh_from_db()
+    assert (intruder.status, intruder.outlier_model) == ("flagged", "sface")
+    assert intruder.outlier_similarity < SFACE.verification_threshold
+    assert Template.objects.get(member=member, model_name="sface").count == 4
