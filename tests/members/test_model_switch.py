@@ -3,6 +3,8 @@ works, on real LFW photos with the real engine."""
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
 from faceengine.embedders.registry import SFACE
@@ -91,3 +93,21 @@ def test_switching_the_model_checks_the_faces_again_with_the_new_one(settings, l
     assert (intruder.status, intruder.outlier_model) == ("flagged", "sface")
     assert intruder.outlier_similarity < SFACE.verification_threshold
     assert Template.objects.get(member=member, model_name="sface").count == 4
+
+
+def test_recompute_embeddings_moves_the_whole_gallery_and_resumes(settings, lfw_dir, real_recognizer, fresh_engine):
+    from django.core.management import call_command
+
+    if not is_installed(SFACE, settings.FACESITE_MODEL_DIR):
+        pytest.skip(f"SFace is not in {settings.FACESITE_MODEL_DIR}: run `manage.py fetch_models`")
+    members = [
+        services.member_create(display_name=name, photos=lfw_photos(lfw_dir, name)[:2]).member for name in PEOPLE
+    ]
+    services.member_recompute_embeddings(member=members[0], model_name="sface")  # done before an interruption
+    out = io.StringIO()
+    call_command("recompute_embeddings", "--model", "sface", stdout=out)
+    assert out.getvalue().startswith(f"sface: {len(PEOPLE) - 1} member(s), {2 * (len(PEOPLE) - 1)} face(s) embedded")
+    assert Template.objects.filter(model_name="sface", count=2).count() == len(PEOPLE)
+    again = io.StringIO()
+    call_command("recompute_embeddings", "--model", "sface", stdout=again)
+    assert again.getvalue().startswith("sface: 0 member(s)")
