@@ -23,7 +23,7 @@ class VideoInput(serializers.Serializer):
     )
 
 
-class AppearanceOut(serializers.Serializer):
+class VideoAppearanceOut(serializers.Serializer):
     index = serializers.IntegerField()
     member_id = serializers.IntegerField(allow_null=True, help_text="null for somebody unknown.")
     member = serializers.CharField(allow_null=True)
@@ -54,8 +54,8 @@ class VideoOut(serializers.Serializer):
     attempts = serializers.IntegerField()
     created_at = serializers.CharField(allow_null=True)
     finished_at = serializers.CharField(allow_null=True)
-    appearances = AppearanceOut(many=True)
-    unknown_tracks = AppearanceOut(many=True)
+    appearances = VideoAppearanceOut(many=True)
+    unknown_tracks = VideoAppearanceOut(many=True)
     timings = serializers.DictField()
 
 

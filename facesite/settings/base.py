@@ -299,6 +299,11 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    # Photo jobs and video jobs both have a "status"; each choice set gets its own schema name.
+    "ENUM_NAME_OVERRIDES": {
+        "JobStatusEnum": ["queued", "running", "done", "failed"],
+        "VideoStatusEnum": ["queued", "running", "done", "failed", "cancelled"],
+    },
 }
 # The rate-limit counts live in the cache. Without FACESITE_CACHE_URL (redis://host:6379/1)
 # each process counts on its own (Django's local-memory cache): set it when serving with several.
