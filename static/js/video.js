@@ -60,6 +60,8 @@
     items.sort(function (a, b) { return a[0].start_s - b[0].start_s; });
     items.forEach(function (pair) { timeline.appendChild(entry(pair[0], pair[1])); });
     empty.hidden = !data.finished || items.length > 0 || data.status !== "done";
+    // The status badge is rendered by the server too; this marks the moment the timeline is drawn.
+    timeline.dataset.rendered = data.status;
     return data.finished;
   }
 

@@ -197,17 +197,17 @@ def test_the_video_page_lists_who_appears_and_a_click_seeks_to_the_moment(
         page.get_by_role("button", name="Upload").click()
         page.wait_for_url("**/videos/*/", timeout=180_000)  # the job ran inside the upload (eager)
         page.wait_for_function("document.getElementById('video-status').textContent === 'Done'")
+        # The server renders the badge already 'Done'; wait for the script to draw the timeline.
+        page.wait_for_function("document.getElementById('timeline').dataset.rendered === 'done'")
         entries = page.locator("#timeline li button")
         assert entries.count() == 3
         texts = [entries.nth(i).inner_text() for i in range(3)]
         assert texts[0].startswith("Colin Powell · 0:00.0") and texts[1].startswith("Tony Blair · 0:02.0")
         assert texts[2].startswith("unknown · 0:04.0")
         assert page.locator("#timeline img").count() == 3
-        assert all(
-            page.evaluate(
-                "(img) => img.complete && img.naturalWidth > 0", page.locator("#timeline img").nth(i).element_handle()
-            )
-            for i in range(3)
+        # Thumbnails load after the timeline is drawn: wait until every one has decoded.
+        page.wait_for_function(
+            "Array.from(document.querySelectorAll('#timeline img')).every((img) => img.complete && img.naturalWidth > 0)"
         )
         page.wait_for_function("document.getElementById('video-player').readyState >= 1")
         entries.nth(1).click()
