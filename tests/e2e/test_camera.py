@@ -207,7 +207,8 @@ def test_the_video_page_lists_who_appears_and_a_click_seeks_to_the_moment(
         assert page.locator("#timeline img").count() == 3
         # Thumbnails load after the timeline is drawn: wait until every one has decoded.
         page.wait_for_function(
-            "Array.from(document.querySelectorAll('#timeline img')).every((img) => img.complete && img.naturalWidth > 0)"
+            "Array.from(document.querySelectorAll('#timeline img'))"
+            ".every((img) => img.complete && img.naturalWidth > 0)"
         )
         page.wait_for_function("document.getElementById('video-player').readyState >= 1")
         entries.nth(1).click()
