@@ -160,7 +160,7 @@ def identification_threshold(*, model_name: str | None = None) -> float:
 def gallery_vector_count(*, model_name: str, dim: int, match: str = "template") -> int:
     """How many vectors a search of this model's active gallery compares a face with."""
     if match == "sample":
-        return Embedding.objects.filter(model_name=model_name, dim=dim, face__member__is_active=True).count()
+        return _sample_embeddings(model_name, dim).count()
     return Template.objects.filter(model_name=model_name, dim=dim, count__gt=0, member__is_active=True).count()
 
 
@@ -387,6 +387,14 @@ def _catch_up(key: tuple[str, int, str], cached: CachedGallery, head: LogHead) -
     return CachedGallery(cached.index, head.seq, head.epoch, cached.source)
 
 
+def _sample_embeddings(model_name: str, dim: int) -> QuerySet[Embedding]:
+    """The faces nearest-sample matching compares with: those of active members, less the ones
+    flagged as unlike the member's other faces (out of the template too, until confirmed)."""
+    return Embedding.objects.filter(model_name=model_name, dim=dim, face__member__is_active=True).exclude(
+        face__status=FaceSample.Status.FLAGGED
+    )
+
+
 def _gallery_rows(
     model_name: str, dim: int, match: str, member_ids: list[int] | None = None
 ) -> tuple[list[int], list[int], np.ndarray]:
@@ -403,7 +411,7 @@ def _gallery_rows(
             rows = rows.filter(member_id__in=member_ids)
     else:
         rows = (
-            Embedding.objects.filter(model_name=model_name, dim=dim, face__member__is_active=True)
+            _sample_embeddings(model_name, dim)
             .order_by("face__member_id", "id")
             .values_list("face__member_id", "id", "vector")
         )

@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 from accounts.services import token_create
 from faceengine.index import normalize_rows
 from facesite.engine import active_model_spec
-from members import services
+from members import selectors, services
 from members.backup import gallery_export, gallery_import
 from members.models import AuditEntry, Embedding, FaceSample, Template
 from tests.fakes import lfw_photos
@@ -72,6 +72,25 @@ def test_a_wrong_persons_photo_is_flagged_and_left_out_until_confirmed(photos):
     services.member_add_faces(member=result.member, photos=[photos["Colin_Powell"][5]])
     intruder.refresh_from_db()
     assert intruder.status == FaceSample.Status.CONFIRMED and member_template(result.member).count == 6
+
+
+def test_nearest_sample_matching_leaves_a_flagged_face_out_until_confirmed(photos):
+    result, faces = enrol_with_intruder(photos)
+    intruder, spec = faces[2], active_model_spec()
+    blair = Embedding.objects.get(face=intruder, model_name=spec.name).as_array()
+
+    def nearest_sample():
+        samples = selectors.gallery_for_model(model_name=spec.name, dim=spec.dim, match="sample")
+        ((best,),) = samples.search(blair[None], k=1)
+        return len(samples), best
+
+    # Blair's own face would answer "Colin Powell" at similarity 1 if it were indexed.
+    count, best = nearest_sample()
+    assert count == 4 == selectors.gallery_vector_count(model_name=spec.name, dim=spec.dim, match="sample")
+    assert best.label == result.member.pk and best.similarity < spec.verification_threshold
+    services.member_face_confirm(faces=[intruder.pk])
+    count, best = nearest_sample()
+    assert count == 5 and best.similarity > 0.99
 
 
 def test_a_clean_set_flags_nothing(photos):
