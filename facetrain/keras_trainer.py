@@ -102,6 +102,11 @@ class KerasTrainer:
             self.resumed_from = self.step
             logger.info("resumed from %s at step %d", path, self.step)
 
+    @property
+    def replicas(self) -> int:
+        """Devices each global batch is split over."""
+        return int(self.distribution.replicas)
+
     # ------------------------------------------------------------------ the loop
 
     def loader(self) -> BatchLoader:

@@ -1,7 +1,10 @@
 """One training run from plain arguments: open the data, prepare benchmarks, train.
 
 What ``manage.py train_arcface`` calls; kept apart from the command so scripts and tests can
-start a run without Django's argument parsing.
+start a run without Django's argument parsing. ``trainer="tensorflow"`` is the tf.data trainer
+(``trainer.py``); ``trainer="keras"`` the backend-neutral one (``keras_trainer.py``) on the
+backend Keras was loaded with, which imports no TensorFlow on JAX: the TensorFlow modules are
+imported only by the path that uses them.
 """
 
 from __future__ import annotations
@@ -10,15 +13,17 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from .data.folder import engine_aligner
-from .data.pipeline import open_training_data
-from .trainer import TrainConfig, Trainer, TrainResult
+from .config import TrainConfig, TrainResult
+from .data.folder import align_identities, engine_aligner, scan_identities
+from .data.loader import FolderSamples, SampleSource, open_samples
 from .verification import load_verification_set
 
 logger = logging.getLogger(__name__)
 
 EVAL_KINDS = ("lfw", "bin", "cfp-fp", "cfp-ff")
+TRAINERS = ("tensorflow", "keras")
 
 
 @dataclass(frozen=True)
@@ -46,12 +51,18 @@ def train_run(
     aligned_cache: Path | None = None,
     min_images: int = 1,
     progress: Callable[[Iterable], Iterable] = lambda items: items,
-) -> tuple[Trainer, TrainResult]:
-    """Open ``data``, load the benchmarks (aligning LFW/CFP photos like the engine) and train.
+    trainer: str = "tensorflow",
+    workers: int | None = None,
+) -> tuple[Any, TrainResult]:
+    """Open ``data``, load the benchmarks (aligning LFW/CFP photos like the engine) and train;
+    returns (the trainer, its result).
 
     ``detector_factory`` builds the engine's FaceDetector, needed only when photos must be aligned
-    (``align`` for identity folders; LFW and CFP benchmarks always).
+    (``align`` for identity folders; LFW and CFP benchmarks always). ``workers``: the Keras
+    trainer's decoding processes (None: its default).
     """
+    if trainer not in TRAINERS:
+        raise ValueError(f"trainer must be one of {', '.join(TRAINERS)}, got {trainer!r}")
     aligner = None
     needs_detector = align or any(spec.kind != "bin" for spec in evals)
     if needs_detector:
@@ -59,10 +70,6 @@ def train_run(
             raise ValueError("aligning photos needs the engine's face detector")
         aligner = engine_aligner(detector_factory(), config.input_size)
     cache_root = Path(config.out) / "aligned"
-    source = open_training_data(
-        data, min_images=min_images, aligned_cache=aligned_cache, aligner=aligner if align else None, progress=progress
-    )
-    logger.info("training data: %s, %d images, %d classes", source.kind, source.examples, source.classes)
     sets = []
     for spec in evals:
         sets.extend(
@@ -75,5 +82,37 @@ def train_run(
                 progress=progress,
             )
         )
-    trainer = Trainer(config, source, eval_sets=sets)
-    return trainer, trainer.train()
+    if trainer == "keras":
+        from .keras_trainer import KerasTrainer
+
+        samples = _numpy_samples(data, min_images, aligned_cache, aligner if align else None, progress)
+        logger.info("training data: %d images, %d classes (numpy loader)", len(samples), samples.classes)
+        keras_trainer = KerasTrainer(config, samples, eval_sets=sets, workers=workers)
+        return keras_trainer, keras_trainer.train()
+
+    from .data.pipeline import open_training_data
+    from .trainer import Trainer
+
+    source = open_training_data(
+        data, min_images=min_images, aligned_cache=aligned_cache, aligner=aligner if align else None, progress=progress
+    )
+    logger.info("training data: %s, %d images, %d classes", source.kind, source.examples, source.classes)
+    tf_trainer = Trainer(config, source, eval_sets=sets)
+    return tf_trainer, tf_trainer.train()
+
+
+def _numpy_samples(
+    data: Path,
+    min_images: int,
+    aligned_cache: Path | None,
+    aligner: Callable[[bytes], Any] | None,
+    progress: Callable[[Iterable], Iterable],
+) -> SampleSource:
+    """The Keras trainer's data: a RecordIO pack or crop folders; photo folders aligned first
+    into the same crop cache as the TensorFlow path uses."""
+    data = Path(data)
+    if aligner is None:
+        return open_samples(data, min_images=min_images)
+    folder = scan_identities(data, min_images=min_images)
+    cache = aligned_cache or data.parent / f"{data.name}-aligned"
+    return FolderSamples(align_identities(folder, data, cache, aligner, progress))

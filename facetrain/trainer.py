@@ -160,6 +160,11 @@ class Trainer:
 
     # ------------------------------------------------------------------ the step
 
+    @property
+    def replicas(self) -> int:
+        """Devices each global batch is split over."""
+        return int(self.strategy.num_replicas_in_sync)
+
     def _make_train_step(self):
         global_batch = self.config.batch_size
         backbone, head, optimizer, variables = self.backbone, self.head, self.optimizer, self.variables

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
+
+TRAINERS = ("tensorflow", "keras")  # facetrain.run.TRAINERS, without importing Keras for --help
+KERAS_BACKENDS = ("tensorflow", "jax")
 
 
 class Command(BaseCommand):
     help = (
         "Train an ArcFace face-recognition network on an insightface RecordIO pack (train.rec/.idx), "
-        "TFRecord files or a folder per identity; MirroredStrategy over every visible GPU (the CPU "
-        "when none), MultiWorkerMirroredStrategy when TF_CONFIG names several machines. The run "
-        "folder receives checkpoints (resumed automatically), TensorBoard logs, backbone.keras, "
+        "TFRecord files or a folder per identity. --trainer tensorflow (default): tf.data and "
+        "MirroredStrategy over every visible GPU (the CPU when none), MultiWorkerMirroredStrategy when "
+        "TF_CONFIG names several machines, TensorBoard logs. --trainer keras: the backend-neutral "
+        "trainer on --keras-backend tensorflow or jax (every visible device; no TFRecord, no "
+        "TensorBoard). The run folder receives checkpoints (resumed automatically), backbone.keras, "
         "run.json and verification.jsonl; export it with `manage.py export_model --run DIR`."
     )
 
@@ -96,17 +103,36 @@ class Command(BaseCommand):
         parser.add_argument(
             "--min-images", type=int, default=1, help="Identity folders: skip people with fewer photos."
         )
+        parser.add_argument(
+            "--trainer",
+            default="tensorflow",
+            choices=TRAINERS,
+            help="tensorflow: the tf.data trainer (default); keras: the backend-neutral trainer.",
+        )
+        parser.add_argument(
+            "--keras-backend",
+            default=None,
+            choices=KERAS_BACKENDS,
+            help="With --trainer keras: the Keras backend (default: $KERAS_BACKEND, else tensorflow).",
+        )
+        parser.add_argument(
+            "--workers", type=int, default=None, help="With --trainer keras: decoding processes (default: CPUs - 1)."
+        )
         parser.add_argument("--seed", type=int, default=0, help="Shuffling seed.")
         parser.add_argument("--no-progress", action="store_true", help="Hide the alignment progress bar.")
 
     def handle(self, *args, **options) -> None:
-        # TensorFlow loads here, never when Django starts.
+        if options["trainer"] == "keras":
+            _choose_keras_backend(options["keras_backend"])
+        elif options["keras_backend"] or options["workers"] is not None:
+            raise CommandError("--keras-backend and --workers go with --trainer keras.")
+        # Keras (and TensorFlow, on its backend) loads here, never when Django starts.
         from tqdm import tqdm
 
         from faceengine.errors import EngineError
-        from facetrain.heads import MarginConfig
+        from facetrain.config import TrainConfig
+        from facetrain.margin import MarginConfig
         from facetrain.run import EvalSpec, train_run
-        from facetrain.trainer import TrainConfig
 
         if not options["data"].exists():
             raise CommandError(f"{options['data']} does not exist.")
@@ -157,6 +183,8 @@ class Command(BaseCommand):
                 aligned_cache=options["aligned_cache"],
                 min_images=options["min_images"],
                 progress=progress,
+                trainer=options["trainer"],
+                workers=options["workers"],
             )
         except (ValueError, FileNotFoundError, EngineError, FloatingPointError) as exc:
             raise CommandError(str(exc)) from exc
@@ -164,7 +192,8 @@ class Command(BaseCommand):
             self.stdout.write(f"Resumed from step {trainer.resumed_from}.")
         self.stdout.write(
             f"Trained to step {result.step} (epoch {result.epoch:.2f}) on "
-            f"{trainer.strategy.num_replicas_in_sync} replica(s), {trainer.policy}, "
+            f"{trainer.replicas} replica(s), {trainer.policy}, {options['trainer']} trainer"
+            f"{' on ' + _loaded_keras_backend() if options['trainer'] == 'keras' else ''}, "
             f"{result.images_per_second:.1f} images/s."
         )
         if result.losses:
@@ -185,3 +214,26 @@ def _detector():
     from facesite.engine import detector_config
 
     return FaceDetector(detector_config())
+
+
+def _choose_keras_backend(wanted: str | None) -> None:
+    """Keras reads KERAS_BACKEND once, at its first import: set it before anything imports
+    Keras, or refuse when this process has Keras loaded on another backend already."""
+    backend = wanted or os.environ.get("KERAS_BACKEND") or "tensorflow"
+    if backend not in KERAS_BACKENDS:
+        raise CommandError(f"KERAS_BACKEND must be one of {', '.join(KERAS_BACKENDS)}, got {backend!r}.")
+    if "keras" in sys.modules:
+        loaded = _loaded_keras_backend()
+        if loaded != backend:
+            raise CommandError(
+                f"Keras is already loaded on {loaded} in this process; run the command in a new "
+                f"process for --keras-backend {backend}."
+            )
+        return
+    os.environ["KERAS_BACKEND"] = backend
+
+
+def _loaded_keras_backend() -> str:
+    import keras
+
+    return str(keras.backend.backend())
