@@ -20,7 +20,7 @@ keys ``templates backend search_ms_p50 search_ms_p95 recall_at_1 visible_after_s
 worker_start_s rss_mb`` (and more).
 
     python benchmarks/gallery_scale.py --templates 100000 [--workers 2] [--changes 20]
-        [--backends numpy ivf ivf_sq8] [--nprobe 8 16 32 64] [--json bench-gallery-scale.json]
+        [--backends numpy ivf ivf_sq8] [--nprobe 256 384 512] [--json bench-gallery-scale.json]
 """
 
 from __future__ import annotations
@@ -449,7 +449,7 @@ def main() -> None:
     parser.add_argument("--changes", type=int, default=20, help="enrolments (each deleted again)")
     parser.add_argument("--backend", default="auto", help="the workers' FACESITE_INDEX_BACKEND")
     parser.add_argument("--backends", nargs="*", default=["numpy", "ivf", "ivf_sq8"], help="phase 1 backends")
-    parser.add_argument("--nprobe", nargs="+", type=int, default=[8, 16, 32, 64])
+    parser.add_argument("--nprobe", nargs="+", type=int, default=[256, 384, 512], help="phase 1 IVF nprobe sweep")
     parser.add_argument("--server", default="127.0.0.1:3306", help="MariaDB host:port (root, no password)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path)

@@ -50,18 +50,19 @@ class IndexConfig:
     """Which backend to use and how to tune it. ``auto`` picks by gallery size."""
 
     backend: str = "auto"
-    # IVF (approximate) from this many vectors on: at 100k on 2 cores it answers in 2.5 ms
-    # against 7.5 ms for the exact scan, at recall@1 1.0 on real probes (docs/benchmarks.md);
-    # below, the exact scan is fast enough and needs no training.
+    # IVF (approximate) from this many vectors on: at 100k on 2 cores it answers in 1.6 ms
+    # against 2.0 ms for the exact scan on a quiet machine (2.5 against 7.5 under load), at
+    # recall@1 0.999 on real probes (docs/benchmarks.md); below, the exact scan is fast enough
+    # and needs no training.
     ivf_min_size: int = 100_000
     # Exact FAISS / HNSW in ``auto`` from these sizes on; None: only when forced.
     faiss_min_size: int | None = None
     hnsw_min_size: int | None = None
-    ivf_nlist: int = 0  # 0: about 2 sqrt(size) lists (2000 at 1M)
+    ivf_nlist: int = 0  # 0: about 4 sqrt(size) lists (4000 at 1M, 1265 at 100k)
     # Lists searched a query. Recall@1 against exact search on real LFW probes
-    # (benchmarks/gallery_scale.py): at 1M (2000 lists) 0.984 at 200, 0.995 at 400; at 100k
-    # (632 lists) 0.979 at 64, 0.996 at 128. 256 keeps 0.99 up to about a million.
-    ivf_nprobe: int = 256
+    # (benchmarks/gallery_scale.py): at 1M (4000 lists) 0.988 at 320, 0.993 at 384, 0.995 at
+    # 512; smaller galleries have fewer lists, so the same number scans a larger share of them.
+    ivf_nprobe: int = 384
     hnsw_m: int = 32
     hnsw_ef_construction: int = 200
     # Recall@1 at 1M templates shaped like real embeddings: 0.985 at 32, 1.0 from 64 on.
