@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 
 from facesite.uploads import generated_name
 
@@ -94,11 +95,16 @@ class UnknownCluster(models.Model):
 
 
 class UnknownFace(models.Model):
-    """An unknown face of a finished job: its vector (model name + dim + float32 bytes, as
-    members.Embedding), a small crop for the pages, and its cluster. Biometric data of someone
-    who never agreed to be enrolled: deleted after FACESITE_UNKNOWN_RETENTION_DAYS."""
+    """An unknown face of a finished photo job (``job``, the face's index in its result) or an
+    unknown person of a finished video (``video``, the appearance's index): its vector (model
+    name + dim + float32 bytes, as members.Embedding; a video's is its track's mean), a small crop
+    for the pages, and its cluster. Biometric data of someone who never agreed to be enrolled:
+    deleted after FACESITE_UNKNOWN_RETENTION_DAYS."""
 
-    job = models.ForeignKey(RecognitionJob, on_delete=models.CASCADE, related_name="unknown_faces")
+    job = models.ForeignKey(
+        RecognitionJob, on_delete=models.CASCADE, null=True, blank=True, related_name="unknown_faces"
+    )
+    video = models.ForeignKey("VideoJob", on_delete=models.CASCADE, null=True, blank=True, related_name="unknown_faces")
     face_index = models.PositiveIntegerField()
     box = models.JSONField()
     score = models.FloatField(default=0.0, help_text="Detection score: the quality order within a cluster.")
@@ -113,10 +119,17 @@ class UnknownFace(models.Model):
         ordering = ["-score", "id"]
         constraints = [
             models.UniqueConstraint(fields=["job", "face_index"], name="recognition_unknown_one_per_face"),
+            models.UniqueConstraint(fields=["video", "face_index"], name="recognition_unknown_one_per_track"),
+            models.CheckConstraint(
+                condition=Q(job__isnull=False, video__isnull=True) | Q(job__isnull=True, video__isnull=False),
+                name="recognition_unknown_one_source",
+            ),
         ]
         indexes = [models.Index(fields=["model_name", "cluster"], name="recognition_unknown_model_idx")]
 
     def __str__(self) -> str:
+        if self.video_id is not None:
+            return f"unknown person {self.face_index + 1} of video {self.video_id}"
         return f"unknown face {self.face_index + 1} of job {self.job_id}"
 
 

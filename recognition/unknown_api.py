@@ -175,13 +175,13 @@ class UnknownClusterDismissView(ApiView):
 
 
 class MemberAppearancesView(ApiView):
-    """Where does this person appear: the jobs a member was recognised in, newest first."""
+    """Where does this person appear: the photo jobs and videos a member was recognised in, newest first."""
 
     permission_classes = PERMISSIONS
 
     @extend_schema(
         operation_id="member_appearances",
-        summary="The jobs in which a member was recognised, newest first",
+        summary="The photo jobs and videos in which a member was recognised, newest first",
         responses={200: AppearanceListOut, **error_responses(404)},
         tags=["members"],
     )
@@ -192,5 +192,5 @@ class MemberAppearancesView(ApiView):
         if valid is None:
             raise ApiError("member_not_found", f"No member with id {member_id}.")
         member = member_get(member_id=valid)
-        rows = selectors.member_appearances(member_id=member.pk)[:500]
-        return Response(AppearanceListOut({"results": [selectors.appearance_data(a) for a in rows]}).data)
+        rows = selectors.member_appearances(member_id=member.pk, limit=500)
+        return Response(AppearanceListOut({"results": rows}).data)

@@ -11,7 +11,7 @@ from typing import Any
 
 from django.db.models import Prefetch, QuerySet
 
-from recognition.models import MemberAppearance, UnknownCluster, UnknownFace
+from recognition.models import MemberAppearance, UnknownCluster, UnknownFace, VideoAppearance
 
 
 def _allowed(user: Any, perm: str) -> bool:
@@ -38,7 +38,7 @@ def cluster_list(*, model_name: str | None = None, dismissed: bool = False) -> Q
     if model_name:
         clusters = clusters.filter(model_name=model_name)
     faces = UnknownFace.objects.order_by("-score", "id").only(
-        "id", "job_id", "face_index", "box", "score", "cluster_id", "created_at", "crop"
+        "id", "job_id", "video_id", "face_index", "box", "score", "cluster_id", "created_at", "crop"
     )
     return (
         clusters.select_related("representative")
@@ -59,6 +59,7 @@ def _face_data(face: UnknownFace) -> dict:
     return {
         "id": face.pk,
         "job_id": face.job_id,
+        "video_id": face.video_id,
         "face_index": face.face_index,
         "box": [float(v) for v in face.box],
         "score": round(float(face.score), 4),
@@ -81,21 +82,49 @@ def cluster_data(*, cluster: UnknownCluster, face_limit: int | None = None) -> d
     }
 
 
-def member_appearances(*, member_id: int) -> QuerySet[MemberAppearance]:
-    """The faces in which a member was recognised, newest job first (one row per face)."""
-    return (
+def member_appearances(*, member_id: int, limit: int = 500) -> list[dict]:
+    """Where a member was recognised, newest first: one row per face in a photo job
+    (``job_id``, ``face_index``) and one per appearance in a video (``video_id``, its index,
+    ``start_s``/``end_s``); at most ``limit`` rows."""
+    photos = (
         MemberAppearance.objects.filter(member_id=member_id)
         .select_related("job")
-        .order_by("-job__created_at", "-job_id", "face_index")
+        .order_by("-job__created_at", "-job_id", "face_index")[:limit]
     )
+    videos = (
+        VideoAppearance.objects.filter(member_id=member_id)
+        .select_related("video")
+        .order_by("-video__created_at", "-video_id", "start_s")[:limit]
+    )
+    rows = [_photo_appearance(a) for a in photos] + [_video_appearance(a) for a in videos]
+    # Newest upload first (ISO times sort as text); within one upload, in its own order.
+    rows.sort(key=lambda row: row["created_at"] or "", reverse=True)
+    return rows[:limit]
 
 
-def appearance_data(appearance: MemberAppearance) -> dict:
+def _photo_appearance(appearance: MemberAppearance) -> dict:
     job = appearance.job
     return {
         "job_id": job.pk,
+        "video_id": None,
         "face_index": appearance.face_index,
         "similarity": appearance.similarity,
+        "start_s": None,
+        "end_s": None,
         "created_at": job.created_at.isoformat() if job.created_at else None,
         "original_name": job.original_name,
+    }
+
+
+def _video_appearance(appearance: VideoAppearance) -> dict:
+    video = appearance.video
+    return {
+        "job_id": None,
+        "video_id": video.pk,
+        "face_index": appearance.index,
+        "similarity": appearance.best_similarity,
+        "start_s": appearance.start_s,
+        "end_s": appearance.end_s,
+        "created_at": video.created_at.isoformat() if video.created_at else None,
+        "original_name": video.original_name,
     }

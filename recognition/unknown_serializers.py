@@ -9,9 +9,16 @@ from facesite.api.views import MAX_ID
 
 class UnknownFaceOut(serializers.Serializer):
     id = serializers.IntegerField()
-    job_id = serializers.IntegerField()
-    face_index = serializers.IntegerField(help_text="0-based index of the face in the job's result.")
-    box = serializers.ListField(child=serializers.FloatField(), help_text="[x, y, w, h] in the job's photo.")
+    job_id = serializers.IntegerField(allow_null=True, help_text="The photo job of the face (null for a video's).")
+    video_id = serializers.IntegerField(
+        allow_null=True, help_text="The video of the unknown person (null for a photo's)."
+    )
+    face_index = serializers.IntegerField(
+        help_text="0-based index of the face in the job's result, or of the appearance in the video's."
+    )
+    box = serializers.ListField(
+        child=serializers.FloatField(), help_text="[x, y, w, h] in the job's photo (a video's: in its best frame)."
+    )
     score = serializers.FloatField(help_text="Detection score; faces are listed best first.")
     created_at = serializers.CharField(allow_null=True)
 
@@ -70,9 +77,12 @@ class DismissIn(serializers.Serializer):
 
 
 class AppearanceOut(serializers.Serializer):
-    job_id = serializers.IntegerField()
-    face_index = serializers.IntegerField()
+    job_id = serializers.IntegerField(allow_null=True, help_text="The photo job (null for a video).")
+    video_id = serializers.IntegerField(allow_null=True, help_text="The video (null for a photo job).")
+    face_index = serializers.IntegerField(help_text="The face's index in the job's result, or the appearance's.")
     similarity = serializers.FloatField(allow_null=True)
+    start_s = serializers.FloatField(allow_null=True, help_text="A video's: when the member appears (seconds).")
+    end_s = serializers.FloatField(allow_null=True)
     created_at = serializers.CharField(allow_null=True)
     original_name = serializers.CharField()
 

@@ -29,7 +29,7 @@ from faceengine.clustering import ClusterConfig, cluster_incremental, representa
 from faceengine.errors import FacesiteError
 from facesite.engine import active_model_spec
 from facesite.files import stored_name
-from recognition.models import RecognitionJob, UnknownCluster, UnknownFace
+from recognition.models import RecognitionJob, UnknownCluster, UnknownFace, VideoJob
 
 logger = logging.getLogger(__name__)
 
@@ -106,14 +106,31 @@ def unknown_faces_store(
     Crops are written first and removed again if the rows are not.
     """
     stored = set(UnknownFace.objects.filter(job=job).values_list("face_index", flat=True))
+    found = [(face, _crop_jpeg(rgb, face.box)) for face in faces if face.face_index not in stored]
+    return _store_faces({"job": job}, found, model_name, dim)
+
+
+def unknown_video_faces_store(
+    *, video: VideoJob, faces: Iterable[tuple[NewUnknown, bytes]], model_name: str, dim: int
+) -> list[int]:
+    """Keep the unknown people of a finished video, one face each (``face_index``: the
+    appearance's index; the vector: its track's mean; the crop: its best frame's JPEG), and
+    queue their clustering with the photos' after the commit. Idempotent like the photos'."""
+    stored = set(UnknownFace.objects.filter(video=video).values_list("face_index", flat=True))
+    return _store_faces(
+        {"video": video}, [(f, crop) for f, crop in faces if f.face_index not in stored], model_name, dim
+    )
+
+
+def _store_faces(source: dict[str, Any], faces: list[tuple[NewUnknown, bytes]], model_name: str, dim: int) -> list[int]:
     rows = []
-    for face in faces:
-        if face.face_index in stored or face.vector is None:
+    for face, crop in faces:
+        if face.vector is None:
             continue
         if len(face.vector) != dim:
             raise UnknownError(f"A {len(face.vector)}-d vector for the {dim}-d model {model_name}.")
         row = UnknownFace(
-            job=job,
+            **source,
             face_index=face.face_index,
             box=[round(float(v), 1) for v in face.box],
             score=float(face.score),
@@ -121,7 +138,7 @@ def unknown_faces_store(
             dim=dim,
             vector=vector_bytes(face.vector),
         )
-        row.crop.save("face.jpg", ContentFile(_crop_jpeg(rgb, face.box)), save=False)
+        row.crop.save("face.jpg", ContentFile(crop), save=False)
         rows.append(row)
     if not rows:
         return []
@@ -300,9 +317,10 @@ def cluster_assign(
 ) -> AssignResult:
     """Name a cluster: as a new member (``display_name``) or an existing one (``member_id``).
 
-    Each face's crop of its job photo goes to the member through ``member_upload_photos`` (the
-    enrolment workers, audited with ``actor``); the cluster and its faces are then deleted (they
-    are no longer unknown). Faces whose job photo is gone are skipped.
+    Each face's crop of its job photo (for a video's face, its stored crop of the best frame)
+    goes to the member through ``member_upload_photos`` (the enrolment workers, audited with
+    ``actor``); the cluster and its faces are then deleted (they are no longer unknown). Faces
+    whose photo is gone are skipped.
     """
     from members import services as member_services
     from members.selectors import member_get
@@ -317,11 +335,17 @@ def cluster_assign(
     uploads = []
     for face in faces:
         try:
-            crop = job_face_crop(job=face.job, face_index=face.face_index)
-        except (OSError, FacesiteError) as exc:
+            if face.job is not None:
+                crop = job_face_crop(job=face.job, face_index=face.face_index)
+                name = f"job-{face.job_id}-face-{face.face_index + 1}.jpg"
+            else:
+                with face.crop.open("rb") as stored:
+                    crop = stored.read()
+                name = f"video-{face.video_id}-person-{face.face_index + 1}.jpg"
+        except (OSError, ValueError, FacesiteError) as exc:  # ValueError: a face without a crop file
             logger.info("Unknown face %s skipped: %s", face.pk, exc)
             continue
-        uploads.append(ContentFile(crop, name=f"job-{face.job_id}-face-{face.face_index + 1}.jpg"))
+        uploads.append(ContentFile(crop, name=name))
     if not uploads:
         raise UnknownError(f"No face of cluster {found.pk} has its photo any more.")
     created = member_id is None
@@ -363,6 +387,11 @@ def unknown_faces_for_jobs_delete(*, job_ids: Iterable[int]) -> int:
     """Before jobs are deleted: their unknown faces leave their clusters (sizes and
     representatives follow) and their crops are removed."""
     return _delete_faces(UnknownFace.objects.filter(job_id__in=list(job_ids)))
+
+
+def unknown_faces_for_videos_delete(*, video_ids: Iterable[int]) -> int:
+    """Before videos are deleted: as ``unknown_faces_for_jobs_delete``, for their unknown people."""
+    return _delete_faces(UnknownFace.objects.filter(video_id__in=list(video_ids)))
 
 
 @dataclass

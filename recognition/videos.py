@@ -34,6 +34,7 @@ from recognition import claims
 from recognition.models import VideoAppearance, VideoJob
 from recognition.services import RequeueReport, RunOutcome, _worker_name
 from recognition.tracked import recognise_frame
+from recognition.unknowns import NewUnknown, unknown_faces_for_videos_delete, unknown_video_faces_store
 from recognition.video_probe import InvalidVideo, VideoInfo, VideoTooLarge, container_of, probe
 from recognition.video_timeline import Appearance, Thumb, appearances_from_tracks
 
@@ -183,7 +184,8 @@ def video_cancel(*, video: VideoJob) -> VideoJob:
 
 
 def video_delete(*, video: VideoJob) -> None:
-    """Delete a video job, its appearances and, once that has committed, its files."""
+    """Delete a video job, its appearances, its unknown people (out of their clusters) and,
+    once that has committed, its files."""
     names = [(a.thumbnail.storage, a.thumbnail.name) for a in video.appearances.all() if a.thumbnail.name]
     if video.video.name:
         names.append((video.video.storage, video.video.name))
@@ -193,6 +195,7 @@ def video_delete(*, video: VideoJob) -> None:
             storage.delete(name)
 
     with transaction.atomic():
+        unknown_faces_for_videos_delete(video_ids=[video.pk])
         video.delete()
         transaction.on_commit(remove_files)
 
@@ -450,12 +453,29 @@ def _store(
             if ok:
                 VideoAppearance.objects.filter(video_id=job.pk).delete()  # none, unless a bug left some
                 VideoAppearance.objects.bulk_create(rows)
+                _keep_unknown_people(job, appearances, model_name)
     except Exception:
         _delete_files(job, saved_files)
         raise
     if not ok:
         _delete_files(job, saved_files)
     return ok
+
+
+def _keep_unknown_people(job: VideoJob, appearances: list[Appearance], model_name: str) -> None:
+    """The unknown people of the video join the photos' unknown faces (and their clusters), in
+    the transaction that stores the appearances: one face each, the track's mean vector and
+    the best frame's crop."""
+    faces = []
+    for index, item in enumerate(appearances):
+        if item.member_id is not None or item.vector is None or item.thumb is None:
+            continue
+        vector = np.asarray(item.vector, np.float32)
+        vector = vector / (float(np.linalg.norm(vector)) or 1.0)
+        face = NewUnknown(face_index=index, box=item.thumb.box, score=item.thumb.score, vector=vector)
+        faces.append((face, item.thumb.jpeg))
+    if faces:
+        unknown_video_faces_store(video=job, faces=faces, model_name=model_name, dim=len(faces[0][0].vector))
 
 
 def _delete_files(job: VideoJob, names: list[str]) -> None:

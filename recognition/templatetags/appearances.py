@@ -18,10 +18,10 @@ SHOWN = 20
 def member_appearances(context: Any, member: Any) -> dict:
     user = context.get("user")
     allowed = unknown_selectors.can_view_unknowns(user)
-    rows = list(unknown_selectors.member_appearances(member_id=member.pk)[: SHOWN + 1]) if allowed else []
+    rows = unknown_selectors.member_appearances(member_id=member.pk, limit=SHOWN + 1) if allowed else []
     return {
         "allowed": allowed,
-        "appearances": [unknown_selectors.appearance_data(a) for a in rows[:SHOWN]],
+        "appearances": rows[:SHOWN],
         "more": len(rows) > SHOWN,
         "member": member,
     }

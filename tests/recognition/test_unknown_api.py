@@ -165,7 +165,17 @@ def test_assign_to_an_existing_member_and_appearances(two_strangers, manager, dj
     assert response.status_code == 200
     results = response.json()["results"]
     assert results[0]["job_id"] == job_id and results[0]["face_index"] == 0
-    assert set(results[0]) == {"job_id", "face_index", "similarity", "created_at", "original_name"}
+    assert set(results[0]) == {
+        "job_id",
+        "video_id",
+        "face_index",
+        "similarity",
+        "start_s",
+        "end_s",
+        "created_at",
+        "original_name",
+    }
+    assert results[0]["video_id"] is None and results[0]["start_s"] is None
     assert UnknownFace.objects.count() == 3
     assert _api(_user("nobody")).get(f"/api/v1/members/{member.pk}/appearances").status_code == 403
     assert api.get("/api/v1/members/999999/appearances").status_code == 404

@@ -15,7 +15,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from recognition.models import VideoAppearance, VideoJob
+from recognition.models import UnknownCluster, UnknownFace, VideoAppearance, VideoJob
 from tests.fakes import face_photo, lfw_photos, stored_files
 
 FPS = 10
@@ -116,6 +116,89 @@ def test_a_video_of_two_members_and_a_stranger(
     other = APIClient()
     other.force_authenticate(get_user_model().objects.create_user("mallory", password="pw-mallory-1"))
     assert other.get(f"/api/v1/videos/{video_id}").status_code == 404
+
+
+@pytest.mark.slow
+def test_a_strangers_video_appearance_joins_their_photos_cluster_and_naming_it_enrols_the_frame(
+    client, user, people, lfw_dir, tmp_path, eager_celery, django_capture_on_commit_callbacks
+):
+    from members.models import Member
+    from recognition import unknown_selectors
+    from recognition.services import job_create
+    from recognition.unknowns import cluster_assign
+
+    # The stranger in three photo jobs first: their unknown faces make a cluster.
+    for photo in lfw_photos(lfw_dir, "Gerhard_Schroeder")[:3]:
+        with django_capture_on_commit_callbacks(execute=True):
+            job_create(user=user, upload=SimpleUploadedFile(photo.name, photo.read_bytes(), content_type="image/jpeg"))
+    # Then a video of a member and the stranger.
+    path = write_video(tmp_path / "visit.mp4", [(people["Colin Powell"], 20, 2.0), (people["stranger"], 195, 3.0)])
+    with django_capture_on_commit_callbacks(execute=True):
+        response = _post(client, path)
+    video_id = response.json()["id"]
+    assert client.get(f"/api/v1/videos/{video_id}").json()["status"] == "done"
+
+    seen = UnknownFace.objects.get(video_id=video_id)
+    assert seen.job_id is None and seen.face_index == 1 and seen.crop.name
+    assert seen.cluster is not None, "the video's stranger was not clustered"
+    cluster = seen.cluster
+    assert UnknownFace.objects.filter(cluster=cluster, job__isnull=False).count() >= 2  # with their photos
+    staff = get_user_model().objects.create_superuser("boss", password="pw-boss-12345")
+    staff_api = APIClient()
+    staff_api.force_authenticate(staff)
+    listed = staff_api.get(f"/api/v1/unknown-clusters/{cluster.pk}").json()
+    assert {"video_id": video_id, "job_id": None} in [
+        {"video_id": f["video_id"], "job_id": f["job_id"]} for f in listed["faces"]
+    ]
+
+    from django.test import Client
+    from django.urls import reverse
+
+    pages = Client()
+    pages.force_login(staff)
+    page = pages.get(reverse("unknown-list")).content.decode()
+    assert f'href="{reverse("video-detail", args=[video_id])}"' in page
+    assert f"Unknown person 2 of video {video_id}" in page
+    crop = pages.get(reverse("unknown-face-crop", args=[seen.pk]))
+    assert crop.status_code == 200 and b"".join(crop.streaming_content)[:3] == b"\xff\xd8\xff"
+
+    # Naming the cluster enrols every face, the video's best frame among them.
+    size = cluster.size
+    with django_capture_on_commit_callbacks(execute=True):
+        named = cluster_assign(cluster=cluster, display_name="Gerhard Schroeder", actor=staff)
+    assert named.faces_sent == size
+    assert Member.objects.get(pk=named.member.pk).faces.count() == size
+    assert not UnknownFace.objects.filter(pk=seen.pk).exists()
+
+    # Where does Colin Powell appear: in the video, from its start.
+    powell = Member.objects.get(display_name="Colin Powell")
+    rows = staff_api.get(f"/api/v1/members/{powell.pk}/appearances").json()["results"]
+    assert rows[0]["video_id"] == video_id and rows[0]["job_id"] is None
+    assert rows[0]["start_s"] == 0.0 and abs(rows[0]["end_s"] - 2.0) <= STEP + 1e-6
+    assert rows == unknown_selectors.member_appearances(member_id=powell.pk)
+    page = pages.get(reverse("member-detail", args=[powell.pk])).content.decode()
+    assert f"video #{video_id}" in page and f"0.0–{rows[0]['end_s']:.1f} s" in page
+
+
+def test_deleting_a_video_takes_its_unknown_people_out_of_their_clusters(
+    user, tmp_path, media_root, django_capture_on_commit_callbacks
+):
+    from django.core.files.base import ContentFile
+
+    from recognition import videos
+
+    data = write_video(tmp_path / "gone.mp4", [(None, 0, 1.0)]).read_bytes()
+    with django_capture_on_commit_callbacks(execute=False):  # queued, never run
+        job = videos.video_create(user=user, upload=SimpleUploadedFile("gone.mp4", data))
+    cluster = UnknownCluster.objects.create(model_name="m", dim=2, size=1)
+    face = UnknownFace(video=job, face_index=0, box=[0, 0, 9, 9], model_name="m", dim=2, cluster=cluster)
+    face.vector = np.ones(2, "<f4").tobytes()
+    face.crop.save("face.jpg", ContentFile(b"\xff\xd8\xff"), save=True)
+    assert len(stored_files(media_root)) == 2  # the video and the crop
+    with django_capture_on_commit_callbacks(execute=True):
+        videos.video_delete(video=job)
+    assert not UnknownFace.objects.exists() and not UnknownCluster.objects.exists()
+    assert stored_files(media_root) == []
 
 
 @pytest.mark.slow
