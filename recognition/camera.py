@@ -2,21 +2,29 @@
 
 Synchronous and short: the page posts a JPEG of at most FACESITE_CAMERA_MAX_SIDE px with its
 stream id, and gets the answer in the same request (benchmarks/camera.py measures the round
-trip). Each stream's tracker lives in this process's memory (``StreamStore``: at most
+trip). Each stream's tracker lives either in this process's memory (``StreamStore``: at most
 FACESITE_CAMERA_MAX_STREAMS streams, each forgotten FACESITE_CAMERA_STREAM_TTL s after its last
-frame); a frame of a stream that reaches another process starts fresh tracks there, which only
-means its names take a few frames to settle again.
+frame) or, where the web server runs several processes and the cache is shared (Redis, through
+FACESITE_CACHE_URL), in the cache (``SharedStreamStore``), so that the frames of one stream
+continue the same tracks whichever process they reach. FACESITE_CAMERA_TRACKS chooses
+(``auto``: the cache when it is shared).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
+import uuid
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.conf import settings
+from django.core.cache import caches
 
 from accounts.authentication import TokenRateThrottle
 from faceengine.errors import FacesiteError, ImageTooLarge
@@ -25,7 +33,12 @@ from faceengine.tracking import Tracker
 from facesite.engine import image_limits
 from recognition.tracked import recognise_frame
 
+logger = logging.getLogger(__name__)
+
 STREAM_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+TRACK_STORES = ("auto", "process", "cache")
+# Cache backends that are not shared between processes: ``auto`` keeps the tracks in memory.
+_PRIVATE_CACHES = ("LocMemCache", "DummyCache")
 
 
 class CameraRateThrottle(TokenRateThrottle):
@@ -71,6 +84,14 @@ class StreamStore:
             state.last_seen = now
             return state
 
+    @contextmanager
+    def use(self, key: tuple[int, str]) -> Iterator[StreamState]:
+        """The stream's state, for one frame at a time (the frames of a stream go through its
+        tracker in turn)."""
+        state = self.get(key)
+        with state.lock:
+            yield state
+
     def __len__(self) -> int:
         return len(self._streams)
 
@@ -79,12 +100,64 @@ class StreamStore:
             self._streams.clear()
 
 
+class SharedStreamStore:
+    """Per-stream trackers in a cache every web process shares: each frame takes the stream's
+    lock (a key added only if absent), reads the tracker, and writes it back with the TTL. The
+    page has at most two frames in flight, so a lock is held for one frame's recognition and
+    waited for rarely; one held past ``lock_s`` (a process that died holding it) expires."""
+
+    def __init__(self, ttl: float, cache: Any = None, *, lock_s: float = 5.0, wait_s: float = 2.0) -> None:
+        self.ttl, self.lock_s, self.wait_s = ttl, lock_s, wait_s
+        self.cache = cache if cache is not None else caches["default"]
+
+    @staticmethod
+    def _key(key: tuple[int, str]) -> str:
+        return f"facesite:camera:{key[0]}:{key[1]}"
+
+    @contextmanager
+    def use(self, key: tuple[int, str]) -> Iterator[StreamState]:
+        name = self._key(key)
+        token = uuid.uuid4().hex
+        deadline = time.monotonic() + self.wait_s
+        locked = self.cache.add(f"{name}:lock", token, timeout=self.lock_s)
+        while not locked and time.monotonic() < deadline:
+            time.sleep(0.005)
+            locked = self.cache.add(f"{name}:lock", token, timeout=self.lock_s)
+        if not locked:  # rather a frame on a copy of the tracks than no answer
+            logger.warning("Camera stream %s: its lock was held for %.1f s; going on without it.", key, self.wait_s)
+        try:
+            stored = self.cache.get(name)
+            tracker, frames = stored if stored is not None else (Tracker(), 0)
+            state = StreamState(tracker, frames)
+            yield state
+            self.cache.set(name, (state.tracker, state.frames), timeout=self.ttl)
+        finally:
+            if locked and self.cache.get(f"{name}:lock") == token:
+                self.cache.delete(f"{name}:lock")
+
+    def clear(self) -> None:
+        """Nothing to clear here: a stream's tracks expire with the TTL."""
+
+
 _store: StreamStore | None = None
 _store_lock = threading.Lock()
 
 
-def stream_store() -> StreamStore:
+def tracks_shared() -> bool:
+    """Whether the streams' tracks live in the cache (FACESITE_CAMERA_TRACKS)."""
+    choice = str(settings.FACESITE_CAMERA_TRACKS)
+    if choice not in TRACK_STORES:
+        raise ValueError(f"FACESITE_CAMERA_TRACKS must be one of {', '.join(TRACK_STORES)}, got {choice!r}.")
+    if choice == "auto":
+        backend = str(settings.CACHES["default"]["BACKEND"])
+        return not backend.endswith(_PRIVATE_CACHES)
+    return choice == "cache"
+
+
+def stream_store() -> StreamStore | SharedStreamStore:
     global _store
+    if tracks_shared():
+        return SharedStreamStore(float(settings.FACESITE_CAMERA_STREAM_TTL))
     with _store_lock:
         limits = (int(settings.FACESITE_CAMERA_MAX_STREAMS), float(settings.FACESITE_CAMERA_STREAM_TTL))
         if _store is None or (_store.max_streams, _store.ttl) != limits:
@@ -106,8 +179,7 @@ def camera_frame(*, user_id: int, stream_id: str, data: bytes) -> dict:
             f"A camera frame is at most {max_side} px on its longer side; this one is {rgb.shape[1]}x{rgb.shape[0]}."
         )
     decoded = time.perf_counter()
-    state = stream_store().get((user_id, stream_id))
-    with state.lock:  # the frames of one stream go through its tracker one at a time
+    with stream_store().use((user_id, stream_id)) as state:
         frame = state.frames
         state.frames += 1
         result = recognise_frame(state.tracker, rgb, frame)

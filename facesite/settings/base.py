@@ -170,6 +170,9 @@ FACESITE_CAMERA_MAX_FRAME_BYTES = env_int("FACESITE_CAMERA_MAX_FRAME_BYTES", 102
 FACESITE_CAMERA_MAX_SIDE = env_int("FACESITE_CAMERA_MAX_SIDE", 640)
 FACESITE_CAMERA_MAX_STREAMS = env_int("FACESITE_CAMERA_MAX_STREAMS", 64)
 FACESITE_CAMERA_STREAM_TTL = env_int("FACESITE_CAMERA_STREAM_TTL", 60)
+# Where a camera stream's tracks live: "process" (memory), "cache" (the shared cache, so every web
+# process continues them), "auto" (the cache when FACESITE_CACHE_URL makes it shared).
+FACESITE_CAMERA_TRACKS = env_str("FACESITE_CAMERA_TRACKS", "auto")
 # POST /api/v1/videos: the file's size and length; frames looked at per second of video; a video
 # job's own time limit (longer than a photo's) and the age of its last progress save after which
 # its worker is taken to be gone.

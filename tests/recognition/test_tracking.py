@@ -3,6 +3,8 @@ frames (recognition.tracked) on real LFW photos with the real engine."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -286,6 +288,90 @@ def test_camera_has_its_own_rate_limit(fake_engine, camera_client, settings):
     }
     codes = [_frame(camera_client, face_photo("red")).status_code for _ in range(4)]
     assert codes == [200, 200, 200, 429]
+
+
+@pytest.fixture
+def shared_cache(settings):
+    """The default cache on the test Redis, as FACESITE_CACHE_URL makes it in production."""
+    from tests.workers import REDIS_DB, REDIS_HOST, REDIS_PORT, _redis
+
+    client = _redis()
+    client.flushdb()
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}",
+        }
+    }
+    yield client
+    client.flushdb()
+
+
+def _in_another_process(call):
+    """Run ``call`` as another web process would: the camera module's memory fresh, and in a
+    thread of its own (Django gives it its own cache connection)."""
+    import threading
+
+    from recognition import camera
+
+    camera._store = None
+    answer = []
+    thread = threading.Thread(target=lambda: answer.append(call()))
+    thread.start()
+    thread.join(60)
+    return answer[0]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("fake_threshold")
+def test_a_streams_tracks_continue_whichever_process_gets_the_frame(fake_engine, camera_client, shared_cache):
+    from members.services import member_create
+    from recognition import camera
+    from tests.fakes import draw_photo
+
+    assert camera.tracks_shared() and isinstance(camera.stream_store(), camera.SharedStreamStore)
+    member_create(display_name="Red Person", photos=[_red()])
+    answers = []
+    for i in range(4):  # the frames alternate between this "process" and another
+        photo = draw_photo([("red", (10 + i, 10, 40, 50))], size=(200, 120))
+
+        def send(photo: bytes = photo) -> dict:
+            return _frame(camera_client, photo).json()
+
+        answers.append(send() if i % 2 == 0 else _in_another_process(send))
+    assert [a["frame"] for a in answers] == [0, 1, 2, 3]
+    assert len({a["faces"][0]["track"] for a in answers}) == 1  # one track, across both
+    assert [a["faces"][0]["state"] for a in answers] == ["pending", "pending", "known", "known"]
+    stored = shared_cache.keys("*facesite:camera:*")
+    assert len(stored) == 1 and 0 < shared_cache.ttl(stored[0]) <= 60  # in Redis, with the TTL
+
+
+def _red() -> bytes:
+    from tests.fakes import face_photo
+
+    return face_photo("red")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_shared_stream_lock_puts_concurrent_frames_of_a_stream_in_turn(shared_cache):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from recognition import camera
+
+    store = camera.SharedStreamStore(ttl=60)
+
+    def one_frame(_: int) -> int:
+        with store.use((1, "s")) as state:
+            frame = state.frames
+            time.sleep(0.01)  # a frame's recognition: another request comes meanwhile
+            state.frames += 1
+            return frame
+
+    with ThreadPoolExecutor(4) as pool:
+        frames = sorted(pool.map(one_frame, range(12)))
+    assert frames == list(range(12))  # none read a state another was still changing
+    with store.use((1, "s")) as state:
+        assert state.frames == 12 and state.tracker is not None
 
 
 def test_stream_store_is_bounded_and_expires(monkeypatch):
