@@ -474,8 +474,15 @@ def _keep_unknown_people(job: VideoJob, appearances: list[Appearance], model_nam
         vector = vector / (float(np.linalg.norm(vector)) or 1.0)
         face = NewUnknown(face_index=index, box=item.thumb.box, score=item.thumb.score, vector=vector)
         faces.append((face, item.thumb.jpeg))
-    if faces:
-        unknown_video_faces_store(video=job, faces=faces, model_name=model_name, dim=len(faces[0][0].vector))
+    if not faces:
+        return
+    try:
+        # A savepoint, as for photo jobs: if these side records cannot be written (a full disk
+        # for the crops), the video's result and appearances still are.
+        with transaction.atomic():
+            unknown_video_faces_store(video=job, faces=faces, model_name=model_name, dim=len(faces[0][0].vector))
+    except Exception:
+        logger.exception("Video %s: its unknown people could not be kept for clustering.", job.pk)
 
 
 def _delete_files(job: VideoJob, names: list[str]) -> None:

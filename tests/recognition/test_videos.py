@@ -180,6 +180,24 @@ def test_a_strangers_video_appearance_joins_their_photos_cluster_and_naming_it_e
     assert f"video #{video_id}" in page and f"0.0–{rows[0]['end_s']:.1f} s" in page
 
 
+@pytest.mark.slow
+def test_a_video_is_done_even_when_its_unknown_people_cannot_be_kept(
+    client, people, tmp_path, eager_celery, django_capture_on_commit_callbacks, monkeypatch
+):
+    from recognition import videos
+
+    def disk_full(**_):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(videos, "unknown_video_faces_store", disk_full)
+    path = write_video(tmp_path / "stranger.mp4", [(people["stranger"], 195, 2.0)])
+    with django_capture_on_commit_callbacks(execute=True):
+        video_id = _post(client, path).json()["id"]
+    body = client.get(f"/api/v1/videos/{video_id}").json()
+    assert body["status"] == "done" and len(body["unknown_tracks"]) == 1
+    assert not UnknownFace.objects.exists()
+
+
 def test_deleting_a_video_takes_its_unknown_people_out_of_their_clusters(
     user, tmp_path, media_root, django_capture_on_commit_callbacks
 ):
