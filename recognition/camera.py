@@ -135,9 +135,6 @@ class SharedStreamStore:
             if locked and self.cache.get(f"{name}:lock") == token:
                 self.cache.delete(f"{name}:lock")
 
-    def clear(self) -> None:
-        """Nothing to clear here: a stream's tracks expire with the TTL."""
-
 
 _store: StreamStore | None = None
 _store_lock = threading.Lock()

@@ -117,9 +117,8 @@ def unknown_video_faces_store(
     appearance's index; the vector: its track's mean; the crop: its best frame's JPEG), and
     queue their clustering with the photos' after the commit. Idempotent like the photos'."""
     stored = set(UnknownFace.objects.filter(video=video).values_list("face_index", flat=True))
-    return _store_faces(
-        {"video": video}, [(f, crop) for f, crop in faces if f.face_index not in stored], model_name, dim
-    )
+    found = [(face, crop) for face, crop in faces if face.face_index not in stored]
+    return _store_faces({"video": video}, found, model_name, dim)
 
 
 def _store_faces(source: dict[str, Any], faces: list[tuple[NewUnknown, bytes]], model_name: str, dim: int) -> list[int]:

@@ -25,6 +25,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from faceengine.errors import EngineError
+from faceengine.index import normalize_rows
 from faceengine.tracking import Tracker
 from facesite import engine
 from facesite.disk_full import StorageFull
@@ -377,7 +378,7 @@ def video_run(*, video_id: int) -> RunOutcome:
             "truncated": scan.truncated,
         }
         timings["run"] = round(time.perf_counter() - started, 3)
-        ok = _store(job, attempt, appearances, names, result, timings, scan, recognizer.model_name)
+        ok = _store(job, attempt, appearances, names, result, timings, scan, recognizer.model_name, recognizer.dim)
     except _Stop as stop:
         if stop.state == "cancelled":
             _finish(job, attempt, status=Status.CANCELLED, error_code="cancelled", error_message="Cancelled.")
@@ -413,6 +414,7 @@ def _store(
     timings: dict,
     scan: _Scan,
     model_name: str,
+    dim: int,
 ) -> bool:
     """The outcome and the appearance rows in one transaction, under the fence; thumbnails
     saved first and removed again when the fence says another claim owns the job."""
@@ -453,7 +455,7 @@ def _store(
             if ok:
                 VideoAppearance.objects.filter(video_id=job.pk).delete()  # none, unless a bug left some
                 VideoAppearance.objects.bulk_create(rows)
-                _keep_unknown_people(job, appearances, model_name)
+                _keep_unknown_people(job, appearances, model_name, dim)
     except Exception:
         _delete_files(job, saved_files)
         raise
@@ -462,7 +464,7 @@ def _store(
     return ok
 
 
-def _keep_unknown_people(job: VideoJob, appearances: list[Appearance], model_name: str) -> None:
+def _keep_unknown_people(job: VideoJob, appearances: list[Appearance], model_name: str, dim: int) -> None:
     """The unknown people of the video join the photos' unknown faces (and their clusters), in
     the transaction that stores the appearances: one face each, the track's mean vector and
     the best frame's crop."""
@@ -470,8 +472,7 @@ def _keep_unknown_people(job: VideoJob, appearances: list[Appearance], model_nam
     for index, item in enumerate(appearances):
         if item.member_id is not None or item.vector is None or item.thumb is None:
             continue
-        vector = np.asarray(item.vector, np.float32)
-        vector = vector / (float(np.linalg.norm(vector)) or 1.0)
+        vector = normalize_rows(np.asarray(item.vector, np.float32)[None])[0]  # a mean is shorter than 1
         face = NewUnknown(face_index=index, box=item.thumb.box, score=item.thumb.score, vector=vector)
         faces.append((face, item.thumb.jpeg))
     if not faces:
@@ -480,7 +481,7 @@ def _keep_unknown_people(job: VideoJob, appearances: list[Appearance], model_nam
         # A savepoint, as for photo jobs: if these side records cannot be written (a full disk
         # for the crops), the video's result and appearances still are.
         with transaction.atomic():
-            unknown_video_faces_store(video=job, faces=faces, model_name=model_name, dim=len(faces[0][0].vector))
+            unknown_video_faces_store(video=job, faces=faces, model_name=model_name, dim=dim)
     except Exception:
         logger.exception("Video %s: its unknown people could not be kept for clustering.", job.pk)
 

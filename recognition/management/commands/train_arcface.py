@@ -8,7 +8,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-TRAINERS = ("tensorflow", "keras")  # facetrain.run.TRAINERS, without importing Keras for --help
+from facetrain.run import TRAINERS  # imports no Keras: the backend can still be chosen
+
 KERAS_BACKENDS = ("tensorflow", "jax")
 
 
