@@ -117,7 +117,10 @@ class Command(BaseCommand):
             help="With --trainer keras: the Keras backend (default: $KERAS_BACKEND, else tensorflow).",
         )
         parser.add_argument(
-            "--workers", type=int, default=None, help="With --trainer keras: decoding processes (default: CPUs - 1)."
+            "--workers",
+            type=int,
+            default=None,
+            help="With --trainer keras: decoding processes (default: the CPUs, at most 8; 0 decodes in this process).",
         )
         parser.add_argument("--seed", type=int, default=0, help="Shuffling seed.")
         parser.add_argument("--no-progress", action="store_true", help="Hide the alignment progress bar.")
